@@ -1,0 +1,4 @@
+//! The `rack-gateway` binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,19 @@
+//! The domain of rack-gateway: who may do what to a Convox rack, and where that is stored.
+//!
+//! This crate has no HTTP server. It holds the access model ([`rbac`]), the Convox route
+//! allow-list ([`routes`]), identities and API tokens ([`identity`]) and the async store traits
+//! with their PostgreSQL and embedded implementations ([`store`]).
+//!
+//! ```
+//! use rack_gateway_core::rbac::{explain, Access, Policy, Role};
+//!
+//! let roles = [Role::Viewer];
+//! let verdict = explain(&Access::Roles(&roles), &Policy::default(), "GET", false, "/apps");
+//! assert!(verdict.is_allowed());
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod identity;
+pub mod rbac;
+pub mod routes;
+pub mod store;

@@ -1,0 +1,1 @@
+//! rescue (in progress).
