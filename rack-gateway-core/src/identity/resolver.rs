@@ -74,7 +74,10 @@ impl std::fmt::Debug for IdentityResolver {
 
 impl IdentityResolver {
     /// Subscribes to the store's identity feed and starts the task that keeps the cache honest.
-    pub async fn start(store: Arc<dyn Store>, config: ResolverConfig) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: ResolverConfig,
+    ) -> Result<Arc<Self>, StoreError> {
         let mut feed = store.watch_identity().await?;
         let resolver = Arc::new(IdentityResolver {
             store,
@@ -86,7 +89,9 @@ impl IdentityResolver {
         let weak = Arc::downgrade(&resolver);
         tokio::spawn(async move {
             while let Some(event) = feed.recv().await {
-                let Some(resolver) = weak.upgrade() else { break };
+                let Some(resolver) = weak.upgrade() else {
+                    break;
+                };
                 resolver.on_event(event);
             }
             if let Some(resolver) = weak.upgrade() {
@@ -118,9 +123,24 @@ impl IdentityResolver {
         &self.store
     }
 
+    /// The cached principal for a presented API token, if a fresh, unexpired entry exists.
+    ///
+    /// This is the allocation-free fast path; on `None` call [`Self::resolve_api_token`].
+    pub fn cached_api_token(&self, presented: &str) -> Option<Arc<Principal>> {
+        if !self.feed_connected.load(Ordering::SeqCst) {
+            return None;
+        }
+        let secret = ApiTokenSecret::parse(presented)?;
+        let cache = self.cache_lock();
+        let hit = cache.get(&secret.hash())?;
+        let fresh = hit.fetched.elapsed() < self.config.ttl && !hit.token.is_expired(Utc::now());
+        fresh.then(|| Arc::clone(&hit.principal))
+    }
+
     /// Resolves a presented API token.
     pub async fn resolve_api_token(&self, presented: &str) -> Result<Arc<Principal>, ResolveError> {
-        let secret = ApiTokenSecret::parse(presented).ok_or(ResolveError::Refused("invalid API token"))?;
+        let secret =
+            ApiTokenSecret::parse(presented).ok_or(ResolveError::Refused("invalid API token"))?;
         let hash = secret.hash();
         let now = Utc::now();
         if self.feed_connected.load(Ordering::SeqCst) {
@@ -153,7 +173,9 @@ impl IdentityResolver {
                     .ok_or(ResolveError::Refused("API token owner no longer exists"))?;
                 match owner.status() {
                     UserStatus::Active => {}
-                    UserStatus::Locked => return Err(ResolveError::Refused("API token owner is locked")),
+                    UserStatus::Locked => {
+                        return Err(ResolveError::Refused("API token owner is locked"))
+                    }
                     UserStatus::Suspended => {
                         return Err(ResolveError::Refused("API token owner is suspended"))
                     }

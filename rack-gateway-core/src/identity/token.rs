@@ -174,7 +174,12 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "rgw_", "rgw_short", "xyz_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        for bad in [
+            "",
+            "rgw_",
+            "rgw_short",
+            "xyz_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             assert!(ApiTokenSecret::parse(bad).is_none(), "{bad}");
         }
         let with_bad_char = format!("rgw_{}+", "A".repeat(42));

@@ -26,7 +26,9 @@ pub fn authorize(access: &Access<'_>, wanted: &str) -> Result<Grant, Denial> {
     match access {
         Access::Roles(roles) => match roles.iter().find(|role| role.grants(wanted)) {
             Some(role) => Ok(Grant(format!("{wanted} granted by role {role}"))),
-            None if roles.is_empty() => Err(Denial(format!("{wanted} required; user has no roles"))),
+            None if roles.is_empty() => {
+                Err(Denial(format!("{wanted} required; user has no roles")))
+            }
             None => {
                 let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
                 Err(Denial(format!(
@@ -41,7 +43,9 @@ pub fn authorize(access: &Access<'_>, wanted: &str) -> Result<Grant, Denial> {
             };
             match held.iter().find(|p| p.covers(&wanted_perm)) {
                 Some(p) => Ok(Grant(format!("{wanted} granted by token permission {p}"))),
-                None => Err(Denial(format!("{wanted} required; not in the token's permissions"))),
+                None => Err(Denial(format!(
+                    "{wanted} required; not in the token's permissions"
+                ))),
             }
         }
         Access::None => Err(Denial(format!("{wanted} required; no credential"))),

@@ -1,4 +1,9 @@
 //! The decision for one request: route allow-list, then permission, then policy.
+//!
+//! Order: a malformed or ambiguous path is 400, a request outside the allow-list is 404 (before
+//! any permission check), a missing permission is 403, and a destructive route is 403 "disabled
+//! by policy" for a caller who holds the permission. MFA is not part of the decision: a caller
+//! who lacks the permission is denied before any step-up is asked for.
 
 use super::access::{authorize, Access};
 use crate::routes::{RouteError, RouteMatch, RouteTable};
@@ -42,6 +47,18 @@ impl Verdict {
         self.outcome == Outcome::Allow
     }
 
+    /// Whether this denial may still be lifted by an approved deploy approval request: the
+    /// route is approval-gated and `access` (the one the verdict was made for) holds
+    /// [`DEPLOY_WITH_APPROVAL`].
+    pub fn approval_may_allow(&self, access: &Access<'_>) -> bool {
+        self.outcome == Outcome::Deny
+            && self
+                .route
+                .as_ref()
+                .is_some_and(|matched| matched.route.approval_gated)
+            && authorize(access, DEPLOY_WITH_APPROVAL).is_ok()
+    }
+
     fn refuse(outcome: Outcome, status: u16, reason: String, route: Option<RouteMatch>) -> Self {
         Verdict {
             outcome,
@@ -52,7 +69,33 @@ impl Verdict {
     }
 }
 
-const DEPLOY_WITH_APPROVAL: &str = "convox:deploy:deploy_with_approval";
+/// The permission that lets a token reach approval-gated routes under an approved request.
+pub const DEPLOY_WITH_APPROVAL: &str = "convox:deploy:deploy_with_approval";
+
+/// Longest path echoed back in a 404 reason.
+const SHOWN_PATH_MAX: usize = 200;
+
+/// The method as shown in a reason: itself if it is a short HTTP token, else a placeholder.
+fn shown_method(method: &str) -> &str {
+    let is_token = !method.is_empty()
+        && method.len() <= 16
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if is_token {
+        method
+    } else {
+        "<invalid method>"
+    }
+}
+
+/// The path as shown in a reason: it passed normalisation (printable ASCII), but is capped.
+fn shown_path(path: &str) -> String {
+    match path.get(..SHOWN_PATH_MAX) {
+        Some(head) if head.len() < path.len() => format!("{head}..."),
+        _ => path.to_owned(),
+    }
+}
 
 /// May `access` do `method path` (a websocket upgrade when `websocket`), and why.
 ///
@@ -68,14 +111,26 @@ pub fn explain(
     let matched = match RouteTable::global().classify(method, websocket, path) {
         Ok(matched) => matched,
         Err(RouteError::BadPath(why)) => {
-            return Verdict::refuse(Outcome::BadRequest, 400, format!("bad request path: {why}"), None)
+            return Verdict::refuse(
+                Outcome::BadRequest,
+                400,
+                format!("bad request path: {why}"),
+                None,
+            )
         }
         Err(RouteError::NotFound) => {
-            let shown = if websocket { "SOCKET" } else { method };
+            let shown = if websocket {
+                format!("SOCKET ({})", shown_method(method))
+            } else {
+                shown_method(method).to_owned()
+            };
             return Verdict::refuse(
                 Outcome::NotFound,
                 404,
-                format!("route not allowed by the gateway: {shown} {path}"),
+                format!(
+                    "route not allowed by the gateway: {shown} {}",
+                    shown_path(path)
+                ),
                 None,
             );
         }
@@ -84,13 +139,15 @@ pub fn explain(
     let grant = match authorize(access, route.permission) {
         Ok(grant) => grant,
         Err(denial) => {
-            let gated_for_token = route.approval_gated
-                && matches!(access, Access::Permissions(_))
-                && authorize(access, DEPLOY_WITH_APPROVAL).is_ok();
-            let reason = if gated_for_token {
+            // A cicd token (or the cicd role, as shown by `rbac explain`) reaches gated routes
+            // only through an approved deploy approval request, which is checked elsewhere.
+            let via_approval =
+                route.approval_gated && authorize(access, DEPLOY_WITH_APPROVAL).is_ok();
+            let reason = if via_approval {
                 format!(
-                    "permission denied: {} requires an approved deploy approval request",
-                    route.permission
+                    "permission denied: {} required; with {DEPLOY_WITH_APPROVAL} only through an approved deploy approval request for app {}",
+                    route.permission,
+                    matched.app.as_deref().unwrap_or("-")
                 )
             } else {
                 format!("permission denied: {}", denial.0)

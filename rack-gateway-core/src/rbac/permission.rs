@@ -104,7 +104,15 @@ mod tests {
 
     #[test]
     fn malformed_permissions_are_refused() {
-        for bad in ["", "convox", "convox:app", "convox:app:list:x", "Convox:app:list", "a::b", "a:b c:d"] {
+        for bad in [
+            "",
+            "convox",
+            "convox:app",
+            "convox:app:list:x",
+            "Convox:app:list",
+            "a::b",
+            "a:b c:d",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad}");
         }
     }

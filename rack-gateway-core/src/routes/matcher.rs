@@ -1,5 +1,6 @@
 //! Matching a request against the compiled allow-list.
 
+use std::fmt;
 use std::sync::LazyLock;
 
 use super::normalize::normalize;
@@ -36,6 +37,17 @@ pub enum RouteError {
     NotFound,
 }
 
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::BadPath(reason) => write!(f, "bad request path: {reason}"),
+            RouteError::NotFound => f.write_str("route not allowed by the gateway"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
 #[derive(Debug)]
 enum Segment {
     Literal(&'static str),
@@ -64,7 +76,8 @@ impl RouteTable {
         &GLOBAL
     }
 
-    /// Compiles rows into a table; patterns are checked by the table tests.
+    /// Compiles rows into a table; patterns are checked by the table tests
+    /// (`tests/routes_table.rs`).
     pub fn compile(rows: &'static [RackRoute]) -> Self {
         let routes = rows
             .iter()
@@ -82,18 +95,26 @@ impl RouteTable {
     }
 
     /// Finds the first row matching `method` (or SOCKET when `websocket`) and `path`.
-    pub fn classify(&self, method: &str, websocket: bool, path: &str) -> Result<RouteMatch, RouteError> {
+    ///
+    /// `method` is the HTTP method, case-sensitive (`GET`, `POST`, `PUT`, `DELETE`); a
+    /// websocket upgrade must use `GET` (HTTP/1.1) or `CONNECT` (HTTP/2 extended CONNECT).
+    /// A method named `SOCKET` without the upgrade flag is not a websocket and matches nothing.
+    /// `path` is checked by [`normalize`] first.
+    pub fn classify(
+        &self,
+        method: &str,
+        websocket: bool,
+        path: &str,
+    ) -> Result<RouteMatch, RouteError> {
         let path = normalize(path).map_err(|e| RouteError::BadPath(e.reason()))?;
-        let method = if websocket {
-            RouteMethod::Socket
-        } else {
-            match method {
-                "GET" => RouteMethod::Get,
-                "POST" => RouteMethod::Post,
-                "PUT" => RouteMethod::Put,
-                "DELETE" => RouteMethod::Delete,
-                _ => return Err(RouteError::NotFound),
-            }
+        let method = match (websocket, method) {
+            (true, "GET" | "CONNECT") => RouteMethod::Socket,
+            (true, _) => return Err(RouteError::NotFound),
+            (false, "GET") => RouteMethod::Get,
+            (false, "POST") => RouteMethod::Post,
+            (false, "PUT") => RouteMethod::Put,
+            (false, "DELETE") => RouteMethod::Delete,
+            (false, _) => return Err(RouteError::NotFound),
         };
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         for compiled in &self.routes {
@@ -101,16 +122,7 @@ impl RouteTable {
                 continue;
             }
             if let Some(params) = match_segments(&compiled.segments, &parts) {
-                let app = params
-                    .iter()
-                    .find(|(key, _)| *key == "app")
-                    .or_else(|| {
-                        params
-                            .iter()
-                            .find(|(key, _)| *key == "name")
-                            .filter(|_| compiled.route.pattern.starts_with("/apps/{name}"))
-                    })
-                    .map(|(_, value)| value.clone());
+                let app = app_of(&compiled.segments, &parts);
                 return Ok(RouteMatch {
                     route: compiled.route,
                     app,
@@ -119,6 +131,17 @@ impl RouteTable {
             }
         }
         Err(RouteError::NotFound)
+    }
+}
+
+/// The app of an `/apps/{x}...` pattern: the parameter right after `apps`, whatever its name
+/// (`/apps/{name}` and `/apps/{app}/...`).
+fn app_of(segments: &[Segment], parts: &[&str]) -> Option<String> {
+    match (segments, parts) {
+        ([Segment::Literal("apps"), Segment::Param(_), ..], [_, app, ..]) => {
+            Some((*app).to_owned())
+        }
+        _ => None,
     }
 }
 

@@ -1,4 +1,9 @@
 //! The allow-list itself (reference §2.5). First match wins, so more specific rows come first.
+//!
+//! The reference lists `GET /apps/{app}/builds/{id}` before `{id}.tgz`, so there the export
+//! row is never reached and `{id}` captures `B1.tgz`; here `{id}.tgz` comes first so that the
+//! build id is captured without the suffix (same permission, MFA level and approval gating).
+//! Rows marked `SOCKET, GET` in the reference are two rows here.
 
 use super::MfaLevel::{Always, None as NoMfa, StepUp};
 use super::RouteMethod::{Delete, Get, Post, Put, Socket};
@@ -20,8 +25,17 @@ const fn row(
         approval_gated,
         action,
         destructive: false,
-        // Writes, and reads that run code (exec carries an MFA level; plain reads never do).
-        mutating: matches!(method, Post | Put | Delete) || !matches!(mfa, NoMfa),
+        // Writes change state; reads and log streams do not. Exec rows are marked with
+        // `runs_code` explicitly.
+        mutating: matches!(method, Post | Put | Delete),
+    }
+}
+
+/// Marks a row that runs a command in a process (exec): it changes state even as a GET.
+const fn runs_code(route: RackRoute) -> RackRoute {
+    RackRoute {
+        mutating: true,
+        ..route
     }
 }
 
@@ -33,13 +47,14 @@ const fn destructive(route: RackRoute) -> RackRoute {
 }
 
 /// Every Convox route the gateway forwards. Anything else is refused with 404.
+#[rustfmt::skip]
 pub static RACK_ROUTES: &[RackRoute] = &[
     // Processes.
     row(Get, "/apps/{app}/processes", "convox:process:list", NoMfa, false, "process.list"),
     row(Get, "/apps/{app}/processes/{pid}", "convox:process:read", NoMfa, false, "process.read"),
     row(Delete, "/apps/{app}/processes/{pid}", "convox:process:terminate", StepUp, true, "process.terminate"),
-    row(Socket, "/apps/{app}/processes/{pid}/exec", "convox:process:exec", StepUp, true, "process.exec"),
-    row(Get, "/apps/{app}/processes/{pid}/exec", "convox:process:exec", StepUp, true, "process.exec"),
+    runs_code(row(Socket, "/apps/{app}/processes/{pid}/exec", "convox:process:exec", StepUp, true, "process.exec")),
+    runs_code(row(Get, "/apps/{app}/processes/{pid}/exec", "convox:process:exec", StepUp, true, "process.exec")),
     row(Post, "/apps/{app}/services/{service}/processes", "convox:process:start", StepUp, true, "process.start"),
     // Logs.
     row(Socket, "/apps/{app}/processes/{pid}/logs", "convox:log:read", NoMfa, false, "log.read"),
