@@ -15,9 +15,11 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
 mod embedded;
 mod error;
 mod postgres;
+mod schema;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -96,9 +98,10 @@ pub async fn open(
     data_dir: &Path,
     max_connections: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    // PLACEHOLDER (store helper): restore to
-    //   Some(url) => Ok(Arc::new(PostgresStore::connect(url, max_connections).await?)),
-    //   None => Ok(Arc::new(EmbeddedStore::open(data_dir).await?)),
-    let _ = (database_url, data_dir, max_connections);
-    Err(StoreError::Unavailable("stores not built yet".into()))
+    match database_url {
+        Some(url) => Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        )),
+        None => Ok(Arc::new(EmbeddedStore::open(data_dir).await?)),
+    }
 }
