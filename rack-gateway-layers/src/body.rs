@@ -10,12 +10,16 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body with the given bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Boxes any body whose error converts into [`BoxError`].
@@ -30,7 +34,10 @@ where
 /// A plain-text refusal with the reason on one line (the Convox CLI prints it verbatim), also
 /// echoed in `X-Error-Reason`.
 pub fn refusal(status: http::StatusCode, reason: &str) -> http::Response<Body> {
-    let one_line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let mut response = http::Response::new(full(format!("{one_line}\n")));
     *response.status_mut() = status;
     let headers = response.headers_mut();

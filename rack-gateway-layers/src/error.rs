@@ -24,7 +24,9 @@ pub struct RackCertificateMismatch;
 pub struct StoreUnavailable(pub String);
 
 /// Whether `error` or any of its sources is an `E`.
-pub fn is_caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
     let mut current = Some(error);
     while let Some(err) = current {
         if err.is::<E>() {

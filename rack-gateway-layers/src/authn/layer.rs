@@ -1,0 +1,105 @@
+//! `AuthenticateLayer` and the `Authenticate` service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use rack_gateway_core::identity::{IdentityResolver, Principal};
+use tower::{Layer, Service};
+
+use super::credential::{parse_authorization, Credential};
+use super::future::ResponseFuture;
+use crate::body::Body;
+use crate::error::BoxError;
+
+/// Adds [`Authenticate`] around a service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuthenticateLayer {
+    resolver: Arc<IdentityResolver>,
+}
+
+impl AuthenticateLayer {
+    /// Authenticates with the given resolver (one per process).
+    pub fn new(resolver: Arc<IdentityResolver>) -> Self {
+        AuthenticateLayer { resolver }
+    }
+}
+
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            resolver: Arc::clone(&self.resolver),
+        }
+    }
+}
+
+/// Resolves the caller's credential to an `Arc<Principal>` request extension, or answers 401.
+#[derive(Clone, Debug)]
+pub struct Authenticate<S> {
+    inner: S,
+    resolver: Arc<IdentityResolver>,
+}
+
+impl<S> Authenticate<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, resolver: Arc<IdentityResolver>) -> Self {
+        Authenticate { inner, resolver }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for Authenticate<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone may not be ready; take the ready one and leave the clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let token = match parse_authorization(request.headers()) {
+            Ok(Credential::ApiToken(token)) => token,
+            Ok(Credential::Session(_)) => {
+                return ResponseFuture::refused(unauthorized("invalid or expired session token"))
+            }
+            Err(error) => return ResponseFuture::refused(unauthorized(&error.to_string())),
+        };
+        if let Some(principal) = self.resolver.cached_api_token(&token) {
+            request.extensions_mut().insert(principal);
+            return ResponseFuture::forward(inner.call(request));
+        }
+        let resolver = Arc::clone(&self.resolver);
+        let resolve = Box::pin(async move { resolver.resolve_api_token(&token).await });
+        ResponseFuture::resolving(resolve, request, inner)
+    }
+}
+
+/// A 401 with the reason and a Basic challenge (the Convox CLI prints the body).
+pub(super) fn unauthorized(reason: &str) -> Response<Body> {
+    let mut response = crate::body::refusal(StatusCode::UNAUTHORIZED, reason);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Basic realm=\"rack-gateway\""),
+    );
+    response
+}
+
+/// The principal a request was authenticated as, if the authentication layer ran.
+pub fn principal_of<B>(request: &Request<B>) -> Option<&Arc<Principal>> {
+    request.extensions().get::<Arc<Principal>>()
+}

@@ -1,0 +1,138 @@
+//! `AuthorizeLayer` and the `Authorize` service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use rack_gateway_core::identity::Principal;
+use rack_gateway_core::rbac::{explain, Access, Outcome, Policy};
+use tokio::sync::watch;
+use tower::{Layer, Service};
+
+use super::decision::Decision;
+use super::future::ResponseFuture;
+use crate::body::{refusal, Body};
+use crate::error::BoxError;
+use crate::forward::RackPath;
+
+/// Adds [`Authorize`] around a service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuthorizeLayer {
+    prefix: Arc<str>,
+    policy: watch::Receiver<Policy>,
+}
+
+impl AuthorizeLayer {
+    /// Authorizes requests under `prefix`; the returned sender updates the policy live.
+    pub fn new(prefix: &str, policy: Policy) -> (Self, watch::Sender<Policy>) {
+        let (sender, receiver) = watch::channel(policy);
+        (Self::with_policy(prefix, receiver), sender)
+    }
+
+    /// Authorizes requests under `prefix`, following an existing policy channel.
+    pub fn with_policy(prefix: &str, policy: watch::Receiver<Policy>) -> Self {
+        AuthorizeLayer {
+            prefix: Arc::from(prefix.trim_end_matches('/')),
+            policy,
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authorize {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// Refuses requests outside the allow-list or beyond the caller's permissions.
+#[derive(Clone, Debug)]
+pub struct Authorize<S> {
+    inner: S,
+    layer: AuthorizeLayer,
+}
+
+impl<S> Authorize<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// Whether the request asks to upgrade to a websocket.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name: http::header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|part| part.trim().eq_ignore_ascii_case(token))
+    };
+    has_token(http::header::CONNECTION, "upgrade") && has_token(http::header::UPGRADE, "websocket")
+}
+
+impl<S, B> Service<Request<B>> for Authorize<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let full_path = request.uri().path();
+        let Some(rest) = full_path.strip_prefix(&*self.layer.prefix) else {
+            return ResponseFuture::refused(refusal(
+                StatusCode::NOT_FOUND,
+                "not a rack proxy path",
+            ));
+        };
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return ResponseFuture::refused(refusal(
+                StatusCode::NOT_FOUND,
+                "not a rack proxy path",
+            ));
+        }
+        let rack_path = if rest.is_empty() { "/" } else { rest }.to_owned();
+        let websocket = is_websocket_upgrade(request.headers());
+        let policy = *self.layer.policy.borrow();
+        let verdict = {
+            let principal = request.extensions().get::<Arc<Principal>>();
+            let access = principal.map_or(Access::None, |p| p.access());
+            explain(
+                &access,
+                &policy,
+                request.method().as_str(),
+                websocket,
+                &rack_path,
+            )
+        };
+        let decision = Decision {
+            outcome: verdict.outcome,
+            reason: verdict.reason,
+            route: verdict.route,
+            rack_path,
+        };
+        if decision.outcome != Outcome::Allow {
+            let status = StatusCode::from_u16(verdict.status).unwrap_or(StatusCode::FORBIDDEN);
+            let mut response = refusal(status, &decision.reason);
+            response.extensions_mut().insert(decision);
+            return ResponseFuture::refused(response);
+        }
+        let upstream = match request.uri().query() {
+            Some(query) => format!("{}?{query}", decision.rack_path),
+            None => decision.rack_path.clone(),
+        };
+        request.extensions_mut().insert(RackPath(upstream));
+        request.extensions_mut().insert(decision);
+        ResponseFuture::forward(self.inner.call(request))
+    }
+}

@@ -1,0 +1,259 @@
+//! Which headers cross the gateway, in each direction.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Proxy-Connection` and `Keep-Alive`):
+/// they describe one connection and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Client headers never sent to the rack.
+///
+/// - `authorization`, `cookie`, `proxy-authorization`: the caller's gateway credentials; the rack
+///   gets the gateway's own Basic credential instead.
+/// - `host`: replaced by the rack's authority. `expect`: the gateway's server side answers
+///   `100-continue` itself and streams the body upstream.
+/// - Identity and correlation headers the gateway sets itself; a client-supplied value would be a
+///   spoof.
+/// - `env`, `environment`, `release-env`: dropped as the reference does. This is to be
+///   reconsidered later: stripping `Environment` breaks `convox run` env injection in the
+///   reference, and the env-merge behaviour of `convox env set` belongs to another layer.
+const DROPPED: &[&str] = &[
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "host",
+    "expect",
+    "x-user-email",
+    "x-user-name",
+    "x-auth-source",
+    "x-api-token-id",
+    "x-api-token-name",
+    "x-request-id",
+    "env",
+    "environment",
+    "release-env",
+];
+
+/// `Sec-WebSocket-*` request headers passed to the rack on a websocket upgrade.
+const WEBSOCKET_REQUEST: &[&str] = &[
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// `Sec-WebSocket-*` response headers passed back to the client on a `101`.
+pub(crate) const WEBSOCKET_RESPONSE: &[&str] = &[
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_USER_EMAIL: HeaderName = HeaderName::from_static("x-user-email");
+
+/// Values the gateway adds to every upstream request.
+pub(crate) struct Injected<'a> {
+    /// The rack's authority (`host[:port]`).
+    pub(crate) host: &'a HeaderValue,
+    /// `Basic base64(user:token)`, marked sensitive.
+    pub(crate) authorization: &'a HeaderValue,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) user_email: Option<HeaderValue>,
+    /// `Some(rack origin)` for a websocket upgrade.
+    pub(crate) websocket_origin: Option<&'a HeaderValue>,
+}
+
+/// Whether the request asks for a websocket: `Connection` lists `upgrade` and `Upgrade` is
+/// `websocket` (both case-insensitive).
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let upgrade_websocket = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"));
+    connection_upgrade && upgrade_websocket
+}
+
+/// The header names listed in `Connection` (lowercase), which are hop-by-hop too.
+fn connection_named(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &HeaderName, named: &[String]) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || named.iter().any(|n| n == name.as_str())
+}
+
+/// The headers to send to the rack for a client request with headers `incoming`.
+pub(crate) fn upstream_request(incoming: &HeaderMap, injected: Injected<'_>) -> HeaderMap {
+    let websocket = injected.websocket_origin.is_some();
+    let named = connection_named(incoming);
+    let mut out = HeaderMap::with_capacity(incoming.len() + 6);
+    for (name, value) in incoming {
+        let lower = name.as_str();
+        if DROPPED.contains(&lower) || is_hop_by_hop(name, &named) {
+            continue;
+        }
+        if lower.starts_with("sec-websocket-") && !(websocket && WEBSOCKET_REQUEST.contains(&lower))
+        {
+            continue;
+        }
+        if websocket && *name == header::ORIGIN {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out.insert(header::HOST, injected.host.clone());
+    out.insert(header::AUTHORIZATION, injected.authorization.clone());
+    out.insert(X_REQUEST_ID, injected.request_id);
+    if let Some(email) = injected.user_email {
+        out.insert(X_USER_EMAIL, email);
+    }
+    if let Some(origin) = injected.websocket_origin {
+        out.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        out.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        out.insert(header::ORIGIN, origin.clone());
+    }
+    out
+}
+
+/// Removes hop-by-hop headers from a rack response before it is relayed.
+pub(crate) fn strip_response(headers: &mut HeaderMap) {
+    let named = connection_named(headers);
+    for name in HOP_BY_HOP.iter().copied() {
+        headers.remove(name);
+    }
+    for name in named {
+        headers.remove(name.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn injected<'a>(
+        host: &'a HeaderValue,
+        auth: &'a HeaderValue,
+        origin: Option<&'a HeaderValue>,
+    ) -> Injected<'a> {
+        Injected {
+            host,
+            authorization: auth,
+            request_id: HeaderValue::from_static("rid"),
+            user_email: None,
+            websocket_origin: origin,
+        }
+    }
+
+    #[test]
+    fn drops_credentials_hop_by_hop_and_connection_named() {
+        let incoming = map(&[
+            ("authorization", "Bearer gateway"),
+            ("cookie", "session=1"),
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-user-email", "spoof@example.com"),
+            ("environment", "A=1"),
+            ("version", "3.0.0"),
+            ("command", "ls"),
+            ("sec-websocket-key", "abc"),
+        ]);
+        let host = HeaderValue::from_static("rack");
+        let auth = HeaderValue::from_static("Basic eA==");
+        let out = upstream_request(&incoming, injected(&host, &auth, None));
+        assert_eq!(out.get("authorization"), Some(&auth));
+        for gone in [
+            "cookie",
+            "connection",
+            "x-secret",
+            "transfer-encoding",
+            "x-user-email",
+            "environment",
+            "sec-websocket-key",
+        ] {
+            assert!(out.get(gone).is_none(), "{gone} was forwarded");
+        }
+        assert_eq!(
+            out.get("version").map(|v| v.as_bytes()),
+            Some(&b"3.0.0"[..])
+        );
+        assert_eq!(out.get("command").map(|v| v.as_bytes()), Some(&b"ls"[..]));
+        assert_eq!(
+            out.get("x-request-id").map(|v| v.as_bytes()),
+            Some(&b"rid"[..])
+        );
+    }
+
+    #[test]
+    fn websocket_keeps_handshake_headers() {
+        let incoming = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-key", "abc"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "chat"),
+            ("origin", "https://gateway.example"),
+        ]);
+        assert!(is_websocket_upgrade(&incoming));
+        let host = HeaderValue::from_static("rack");
+        let auth = HeaderValue::from_static("Basic eA==");
+        let origin = HeaderValue::from_static("https://rack");
+        let out = upstream_request(&incoming, injected(&host, &auth, Some(&origin)));
+        assert_eq!(out.get("origin"), Some(&origin));
+        assert_eq!(
+            out.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            out.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
+        assert!(out.get("sec-websocket-key").is_some());
+        assert!(out.get("sec-websocket-protocol").is_some());
+    }
+
+    #[test]
+    fn upgrade_detection_needs_both_headers() {
+        assert!(!is_websocket_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(!is_websocket_upgrade(&map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c")
+        ])));
+        assert!(is_websocket_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket")
+        ])));
+    }
+}
