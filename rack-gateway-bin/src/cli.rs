@@ -1,0 +1,152 @@
+//! The command line: `rack-gateway <command>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// An access gateway for Convox racks: sign-in, per-route RBAC, audit, and forwarding.
+#[derive(Debug, Parser)]
+#[command(name = "rack-gateway", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway from environment configuration.
+    Serve,
+    /// One-command trial: embedded store, in-process mock rack, ready-made tokens.
+    Dev(DevArgs),
+    /// Run a fake Convox rack API for demos, tests and benchmarks.
+    MockRack(MockRackArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the access model.
+    #[command(subcommand)]
+    Rbac(RbacCommand),
+}
+
+/// Options of `dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8447")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = "./.rack-gateway-dev")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `mock-rack`.
+#[derive(Debug, Args)]
+pub struct MockRackArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:5443")]
+    pub listen: SocketAddr,
+    /// The rack token clients must send as the Basic password.
+    #[arg(long, env = "MOCK_RACK_TOKEN")]
+    pub token: String,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// Role whose permissions the token gets (viewer, ops, deployer, cicd, admin, auditor).
+        #[arg(long, required_unless_present = "permission")]
+        role: Option<String>,
+        /// Explicit permission (repeatable), e.g. convox:app:list or convox:app:*.
+        #[arg(long, conflicts_with = "role")]
+        permission: Vec<String>,
+        /// Owning user's email; the token stops working when its owner is locked or deleted.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Lifetime such as 30d, 12h, 90m (default: no expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List active tokens.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name or id.
+    Revoke {
+        /// Token name or public id.
+        name_or_id: String,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Email the user signs in with.
+        email: String,
+        /// Role (repeatable): viewer, ops, deployer, admin, auditor.
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// Display name (default: the email's local part).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock a user: their sessions and tokens stop working at once.
+    Lock {
+        /// The user's email.
+        email: String,
+        /// Why (shown to administrators).
+        #[arg(long, default_value = "locked by operator")]
+        reason: String,
+    },
+    /// Unlock a user.
+    Unlock {
+        /// The user's email.
+        email: String,
+    },
+}
+
+/// `rbac` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RbacCommand {
+    /// Explain whether a role (or permission list) may call METHOD PATH, and why.
+    Explain {
+        /// Role to check (repeatable).
+        #[arg(long, required_unless_present = "permission")]
+        role: Vec<String>,
+        /// Token permission to check instead of roles (repeatable).
+        #[arg(long, conflicts_with = "role")]
+        permission: Vec<String>,
+        /// Treat the request as a websocket upgrade.
+        #[arg(long)]
+        websocket: bool,
+        /// Allow destructive actions (as the allow_destructive_actions setting does).
+        #[arg(long)]
+        allow_destructive: bool,
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// Convox API path, e.g. /apps/web/restart (a /api/v1/rack-proxy prefix is removed).
+        path: String,
+    },
+}

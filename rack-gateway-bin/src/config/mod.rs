@@ -1,0 +1,22 @@
+//! Configuration from the environment, validated once at start-up.
+//!
+//! Every problem is reported as one line naming the variable, and the process exits with
+//! status 2. Empty values count as unset.
+//!
+//! ```
+//! use rack_gateway_bin::config::{Env, StoreConfig};
+//!
+//! let env = Env::from_pairs([("DATABASE_URL", "postgres://db/gateway")]);
+//! let store = StoreConfig::from_env(&env).unwrap();
+//! assert_eq!(store.database_url.as_deref(), Some("postgres://db/gateway"));
+//! ```
+
+mod env;
+mod secret;
+mod serve;
+mod store;
+
+pub use env::{ConfigError, Env};
+pub use secret::Secret;
+pub use serve::{RackConfig, ServeConfig, TlsFiles};
+pub use store::StoreConfig;

@@ -1,0 +1,135 @@
+//! Routing by path between the proxy stack and the other endpoints, with request ids and an
+//! access log that never contains query strings or credentials.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use rack_gateway_layers::Body;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt as _};
+
+/// Where the Convox API is proxied.
+pub const PROXY_PREFIX: &str = "/api/v1/rack-proxy";
+
+/// The peer's socket address, placed in every request's extensions by the listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// The top-level service: proxy paths to the proxy stack, the rest to the router.
+#[derive(Clone)]
+pub struct Dispatch {
+    proxy: ProxyService,
+    router: axum::Router,
+}
+
+impl Dispatch {
+    /// Combines the proxy stack and the router.
+    pub fn new(proxy: ProxyService, router: axum::Router) -> Self {
+        Dispatch { proxy, router }
+    }
+}
+
+fn is_proxy_path(path: &str) -> bool {
+    path.strip_prefix(PROXY_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Service<Request<Incoming>> for Dispatch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let started = Instant::now();
+        let request_id = ensure_request_id(&mut request);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let proxy = is_proxy_path(&path).then(|| self.proxy.clone());
+        let router = self.router.clone();
+        Box::pin(async move {
+            let mut response = match proxy {
+                Some(proxy) => proxy.oneshot(request).await?,
+                None => {
+                    let response = router.oneshot(request.map(axum::body::Body::new)).await?;
+                    response.map(rack_gateway_layers::body::boxed)
+                }
+            };
+            response
+                .headers_mut()
+                .insert("x-request-id", request_id.clone());
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            tracing::info!(
+                target: "rack_gateway::access",
+                request_id = request_id.to_str().unwrap_or(""),
+                %method,
+                path = %path,
+                status = response.status().as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+            );
+            Ok(response)
+        })
+    }
+}
+
+/// Keeps a well-formed client X-Request-ID (≤ 128 visible ASCII chars) or makes a new one.
+fn ensure_request_id<B>(request: &mut Request<B>) -> HeaderValue {
+    let usable = request.headers().get("x-request-id").filter(|value| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+    });
+    if let Some(value) = usable {
+        return value.clone();
+    }
+    let fresh = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert("x-request-id", fresh.clone());
+    fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_prefix_and_below_are_proxied() {
+        assert!(is_proxy_path("/api/v1/rack-proxy"));
+        assert!(is_proxy_path("/api/v1/rack-proxy/apps"));
+        assert!(!is_proxy_path("/api/v1/rack-proxyx/apps"));
+        assert!(!is_proxy_path("/api/v1/health"));
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
+        let mut request = Request::builder()
+            .header("x-request-id", "abc-123")
+            .body(())
+            .unwrap();
+        assert_eq!(ensure_request_id(&mut request), "abc-123");
+        let long = "a".repeat(200);
+        let mut request = Request::builder()
+            .header("x-request-id", long.as_str())
+            .body(())
+            .unwrap();
+        let id = ensure_request_id(&mut request);
+        assert_eq!(id.len(), 36);
+        assert_eq!(request.headers()["x-request-id"], id);
+    }
+}

@@ -1,0 +1,14 @@
+//! The HTTP server: the proxy stack, the other endpoints, and the listener.
+//!
+//! Requests under `/api/v1/rack-proxy` go through the Tower stack of `rack-gateway-layers`
+//! ([`stack::proxy_stack`]); everything else (health now, the admin API and web UI later) is an
+//! axum router ([`routes::router`]). [`Dispatch`] picks between the two by path, and
+//! [`listen::serve`] runs it on a socket with optional TLS and graceful shutdown.
+
+mod dispatch;
+pub mod health;
+pub mod listen;
+pub mod routes;
+pub mod stack;
+
+pub use dispatch::{Dispatch, PeerAddr, PROXY_PREFIX};

@@ -1,0 +1,5 @@
+//! Helpers shared by the binary's integration tests: child processes and a small HTTP client.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod http;
+pub mod process;
