@@ -13,7 +13,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod identity;
 pub mod rbac;
+pub mod redact;
 pub mod routes;
+pub mod settings;
 pub mod store;

@@ -2,8 +2,11 @@
 //!
 //! Lookups are cached for a short TTL. Every change to users or tokens, on any instance,
 //! arrives through the store's identity feed and empties the cache, so a revocation takes
-//! effect within the feed's latency (well under a second). While the feed is disconnected the
-//! cache is bypassed: every request goes to the store (fail closed, not stale).
+//! effect within the feed's latency (well under a second). While the feed is disconnected,
+//! cached entries still expire after the TTL, which bounds how stale they can get; when the feed
+//! resumes the cache is emptied, since changes may have been missed. Keeping entries through a
+//! disconnection is deliberate: the usual cause is the database being down, when no revocation
+//! can be committed anyway, and reads keep working meanwhile (their audit records are queued).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,7 +61,10 @@ pub struct IdentityResolver {
     store: Arc<dyn Store>,
     config: ResolverConfig,
     cache: Mutex<HashMap<TokenHash, Cached>>,
+    /// Whether the identity feed is connected (for diagnostics).
     feed_connected: AtomicBool,
+    /// Set when the feed task ended: nothing is cached any more.
+    feed_ended: AtomicBool,
     /// Bumped on every feed event, so a lookup that raced a change is not cached.
     generation: AtomicU64,
 }
@@ -85,6 +91,7 @@ impl IdentityResolver {
             cache: Mutex::new(HashMap::new()),
             feed_connected: AtomicBool::new(true),
             generation: AtomicU64::new(0),
+            feed_ended: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&resolver);
         tokio::spawn(async move {
@@ -95,8 +102,9 @@ impl IdentityResolver {
                 resolver.on_event(event);
             }
             if let Some(resolver) = weak.upgrade() {
-                // The feed ended: never trust the cache again in this process.
-                resolver.on_event(IdentityEvent::Disconnected);
+                // The feed ended for good: stop caching, so nothing can go stale unbounded.
+                resolver.feed_ended.store(true, Ordering::SeqCst);
+                resolver.on_event(IdentityEvent::Changed);
             }
         });
         Ok(resolver)
@@ -108,6 +116,10 @@ impl IdentityResolver {
             IdentityEvent::Disconnected => self.feed_connected.store(false, Ordering::SeqCst),
             IdentityEvent::Resumed => self.feed_connected.store(true, Ordering::SeqCst),
         }
+        if event == IdentityEvent::Disconnected {
+            tracing::warn!("identity feed disconnected; cached identities expire within the TTL");
+            return;
+        }
         let mut cache = self.cache_lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         cache.clear();
@@ -116,6 +128,11 @@ impl IdentityResolver {
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Cached>> {
         // A panic while holding the lock cannot leave the map inconsistent for our use.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the identity feed is connected now.
+    pub fn feed_connected(&self) -> bool {
+        self.feed_connected.load(Ordering::SeqCst) && !self.feed_ended.load(Ordering::SeqCst)
     }
 
     /// The store this resolver reads.
@@ -127,9 +144,6 @@ impl IdentityResolver {
     ///
     /// This is the allocation-free fast path; on `None` call [`Self::resolve_api_token`].
     pub fn cached_api_token(&self, presented: &str) -> Option<Arc<Principal>> {
-        if !self.feed_connected.load(Ordering::SeqCst) {
-            return None;
-        }
         let secret = ApiTokenSecret::parse(presented)?;
         let cache = self.cache_lock();
         let hit = cache.get(&secret.hash())?;
@@ -143,7 +157,7 @@ impl IdentityResolver {
             ApiTokenSecret::parse(presented).ok_or(ResolveError::Refused("invalid API token"))?;
         let hash = secret.hash();
         let now = Utc::now();
-        if self.feed_connected.load(Ordering::SeqCst) {
+        {
             let hit = self.cache_lock().get(&hash).cloned();
             if let Some(hit) = hit {
                 if hit.fetched.elapsed() < self.config.ttl {
@@ -206,7 +220,7 @@ impl IdentityResolver {
         });
         let mut cache = self.cache_lock();
         let unchanged = self.generation.load(Ordering::SeqCst) == generation;
-        if unchanged && self.feed_connected.load(Ordering::SeqCst) {
+        if unchanged && !self.feed_ended.load(Ordering::SeqCst) {
             if cache.len() >= self.config.capacity {
                 cache.clear();
             }

@@ -1,0 +1,208 @@
+//! What is recorded about each request or gateway action.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::identity::Principal;
+
+/// User agents longer than this are truncated (on a character boundary) before hashing.
+pub const USER_AGENT_MAX_CHARS: usize = 512;
+
+/// Who acted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A signed-in person.
+    User,
+    /// An API token.
+    ApiToken,
+    /// No (valid) credential.
+    Anonymous,
+    /// The gateway itself or an operator's shell.
+    System,
+}
+
+/// Whether the record is written before forwarding a mutating request, or after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Written, and durable, before a mutating request is forwarded.
+    Intent,
+    /// Written once the outcome is known.
+    Complete,
+}
+
+/// The decision recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    /// Allowed.
+    Allow,
+    /// Refused.
+    Deny,
+    /// Failed for an infrastructure reason.
+    Error,
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            /// Parses the stored text.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(ActorKind { User => "user", ApiToken => "api_token", Anonymous => "anonymous", System => "system" });
+text_enum!(Phase { Intent => "intent", Complete => "complete" });
+text_enum!(AuditDecision { Allow => "allow", Deny => "deny", Error => "error" });
+
+/// One event before it joins the chain: every column except seq, recorded_at, key_id and MACs.
+///
+/// `details` is canonical JSON (sorted keys, no spaces) that has already been redacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// X-Request-ID of the request (or a fresh id for gateway actions).
+    pub request_id: String,
+    /// Who acted.
+    pub actor_kind: ActorKind,
+    /// Actor's email; empty for anonymous.
+    pub actor_email: String,
+    /// Actor's name; empty for anonymous.
+    pub actor_name: String,
+    /// API token public id, for tokens.
+    pub token_id: Option<String>,
+    /// API token name, for tokens.
+    pub token_name: Option<String>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Client user agent (at most [`USER_AGENT_MAX_CHARS`]).
+    pub user_agent: Option<String>,
+    /// `<resource>.<action>`, e.g. `app.list`.
+    pub action: String,
+    /// Intent or complete.
+    pub phase: Phase,
+    /// App name, `app/KEY`, release or process id, …
+    pub resource: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Path without the proxy prefix, query redacted.
+    pub path: Option<String>,
+    /// Allow, deny or error.
+    pub decision: AuditDecision,
+    /// Why.
+    pub reason: String,
+    /// Response status (0 for intent records).
+    pub http_status: u16,
+    /// Response latency in milliseconds (0 for intent records).
+    pub latency_ms: u64,
+    /// Redacted canonical JSON object.
+    pub details: String,
+}
+
+impl AuditEvent {
+    /// A gateway action with no request behind it (jobs, operator commands).
+    pub fn system(action: &str, reason: &str) -> Self {
+        AuditEvent {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            actor_kind: ActorKind::System,
+            actor_email: String::new(),
+            actor_name: String::new(),
+            token_id: None,
+            token_name: None,
+            client_ip: None,
+            user_agent: None,
+            action: action.to_owned(),
+            phase: Phase::Complete,
+            resource: None,
+            method: None,
+            path: None,
+            decision: AuditDecision::Allow,
+            reason: reason.to_owned(),
+            http_status: 0,
+            latency_ms: 0,
+            details: "{}".to_owned(),
+        }
+    }
+
+    /// Fills the actor columns from the principal (anonymous when `None`).
+    pub fn set_actor(&mut self, principal: Option<&Principal>) {
+        let (kind, email, name, token_id, token_name) = match principal {
+            Some(Principal::User(user)) => (
+                ActorKind::User,
+                user.email.clone(),
+                user.name.clone(),
+                None,
+                None,
+            ),
+            Some(Principal::ApiToken(token)) => (
+                ActorKind::ApiToken,
+                token.owner_email.clone().unwrap_or_default(),
+                token.owner_name.clone().unwrap_or_default(),
+                Some(token.public_id.to_string()),
+                Some(token.name.clone()),
+            ),
+            Some(Principal::Anonymous) | None => (
+                ActorKind::Anonymous,
+                String::new(),
+                String::new(),
+                None,
+                None,
+            ),
+        };
+        self.actor_kind = kind;
+        self.actor_email = email;
+        self.actor_name = name;
+        self.token_id = token_id;
+        self.token_name = token_name;
+    }
+
+    /// Applies the length limits, so that what is hashed is exactly what is stored.
+    pub fn normalized(mut self) -> Self {
+        if let Some(agent) = &mut self.user_agent {
+            if let Some((cut, _)) = agent.char_indices().nth(USER_AGENT_MAX_CHARS) {
+                agent.truncate(cut);
+            }
+        }
+        self
+    }
+}
+
+/// A sealed row of the chain, exactly as stored and hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain: 1, 2, 3, … without gaps.
+    pub seq: u64,
+    /// UTC, microsecond precision.
+    pub recorded_at: DateTime<Utc>,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// First 16 hex characters of SHA-256 of the key that made `mac`.
+    pub key_id: String,
+    /// MAC of the previous row (zeros for seq 1, or the retention checkpoint).
+    #[serde(serialize_with = "hex_bytes")]
+    pub prev_mac: [u8; 32],
+    /// This row's MAC.
+    #[serde(serialize_with = "hex_bytes")]
+    pub mac: [u8; 32],
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::audit::encode::hex(bytes))
+}
