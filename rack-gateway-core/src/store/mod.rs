@@ -2,8 +2,9 @@
 //!
 //! [`PostgresStore`] is the production store, shared by every gateway instance.
 //! [`EmbeddedStore`] keeps everything in one SQLite file inside a directory and needs no
-//! server; `rack-gateway dev` and single-instance trials use it. The same conformance suite
-//! (`tests/store_conformance.rs`) runs against both.
+//! server; `rack-gateway dev` and single-instance trials use it. The same conformance suites
+//! (`tests/store_conformance.rs`, `tests/store_audit.rs`, `tests/store_settings.rs`) run against
+//! both.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rack_gateway_core::store::StoreError> {
@@ -15,11 +16,13 @@
 //! # Ok(()) }
 //! ```
 
+mod audit_codec;
 mod codec;
 mod embedded;
 mod error;
 mod postgres;
 mod schema;
+mod settings_codec;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,13 +34,14 @@ pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 
+use crate::audit::{Anchor, AuditDecision, AuditEvent, AuditRecord, ChainHead, ChainKey};
 use crate::identity::{ApiToken, NewApiToken, NewUser, TokenHash, User};
 use crate::rbac::Role;
 
 /// What the identity change feed reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdentityEvent {
-    /// A user or token changed somewhere (any instance): cached identities are stale.
+    /// A user, token or setting changed somewhere (any instance): caches are stale.
     Changed,
     /// The feed lost its connection: changes may be missed until [`IdentityEvent::Resumed`].
     Disconnected,
@@ -48,9 +52,147 @@ pub enum IdentityEvent {
 /// Receives [`IdentityEvent`]s; closes when the store is dropped.
 pub type IdentityWatch = tokio::sync::mpsc::Receiver<IdentityEvent>;
 
+/// Which audit rows to read, and in which order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Actor email or token name, exact match.
+    pub actor: Option<String>,
+    /// Action, exact match (e.g. `app.list`).
+    pub action: Option<String>,
+    /// Decision.
+    pub decision: Option<AuditDecision>,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// recorded_at at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// recorded_at before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset cursor: only rows with seq below it (newest first) or above it (oldest first).
+    pub cursor: Option<u64>,
+    /// Oldest first when true (exports); newest first otherwise (listings).
+    pub oldest_first: bool,
+}
+
+/// What a retention run removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// Rows deleted.
+    pub deleted: u64,
+    /// The checkpoint after the run (seq and MAC of the last deleted row), if any rows were ever pruned.
+    pub checkpoint: Option<ChainHead>,
+}
+
+/// The audit trail's storage: an append-only chain, its checkpoint, anchors and leases.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Seals `events` after the current head and appends them in one transaction, under a
+    /// lock that serialises appenders across processes; returns the stored records.
+    ///
+    /// Events are made storable before sealing (NUL characters, which PostgreSQL text cannot
+    /// hold, become U+FFFD), so the records returned are exactly what was hashed and stored.
+    async fn append_audit(
+        &self,
+        key: &ChainKey,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The newest row, if any.
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError>;
+    /// Where the stored chain starts: the retention checkpoint, or genesis.
+    async fn audit_start(&self) -> Result<ChainHead, StoreError>;
+    /// Rows with `seq >= from_seq`, oldest first, at most `limit`.
+    async fn audit_range(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Rows matching `filter`, at most `limit`.
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes rows with `seq <= up_to_seq` recorded before `before`, moving the checkpoint to
+    /// the last deleted row, in one transaction (the only DELETE the table allows).
+    async fn prune_audit(
+        &self,
+        up_to_seq: u64,
+        before: DateTime<Utc>,
+    ) -> Result<PruneOutcome, StoreError>;
+    /// Remembers an anchor written to the object store under `object_key`.
+    async fn record_anchor(&self, object_key: &str, anchor: &Anchor) -> Result<(), StoreError>;
+    /// The newest anchor recorded, with its object key.
+    async fn latest_anchor(&self) -> Result<Option<(String, Anchor)>, StoreError>;
+    /// Every anchor recorded, oldest first, with its object key.
+    async fn list_anchors(&self) -> Result<Vec<(String, Anchor)>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` for `ttl`; false when another holder has it.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// One stored setting (see [`crate::settings`] for what the keys mean).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSetting {
+    /// The app, or `None` for a global setting.
+    pub app: Option<String>,
+    /// The key.
+    pub key: String,
+    /// The value as given (the settings layer checks it before storing).
+    pub value: serde_json::Value,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+    /// Who wrote it last (an email or a token name).
+    pub updated_by: Option<String>,
+}
+
+/// The settings table: global rows (`app` is `None`) and per-app rows, one per (app, key).
+///
+/// Every change counts as an identity change: it is announced on the identity feed
+/// ([`Store::watch_identity`]) so that settings caches in every process reload at once.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// Every stored setting: global ones first, then by app; by key within each.
+    async fn list_settings(&self) -> Result<Vec<StoredSetting>, StoreError>;
+    /// Inserts or replaces `values` (key, value) of `app` (`None`: global) in one transaction,
+    /// recording `updated_by`; returns the rows as stored, in the order given.
+    async fn put_settings(
+        &self,
+        app: Option<&str>,
+        values: &[(String, serde_json::Value)],
+        updated_by: Option<&str>,
+    ) -> Result<Vec<StoredSetting>, StoreError>;
+    /// Deletes the rows of `keys` of `app` in one transaction; returns how many existed.
+    async fn delete_settings(&self, app: Option<&str>, keys: &[String]) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces one setting.
+    async fn put_setting(
+        &self,
+        app: Option<&str>,
+        key: &str,
+        value: &serde_json::Value,
+        updated_by: Option<&str>,
+    ) -> Result<StoredSetting, StoreError> {
+        let mut rows = self
+            .put_settings(app, &[(key.to_owned(), value.clone())], updated_by)
+            .await?;
+        rows.pop()
+            .ok_or_else(|| StoreError::Unavailable("upsert returned no row".into()))
+    }
+
+    /// Deletes one setting; false when it was not stored.
+    async fn delete_setting(&self, app: Option<&str>, key: &str) -> Result<bool, StoreError> {
+        Ok(self.delete_settings(app, &[key.to_owned()]).await? > 0)
+    }
+}
+
 /// Everything the gateway persists. Implementations are cheap to share behind an `Arc`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuditStore + SettingsStore + Send + Sync + 'static {
     /// Applies pending schema migrations (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks that the store answers.
@@ -88,7 +230,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records that a token was used; does not count as an identity change.
     async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Subscribes to identity changes made by any process sharing this store.
+    /// Subscribes to identity changes made by any process sharing this store (users, tokens
+    /// and settings).
     async fn watch_identity(&self) -> Result<IdentityWatch, StoreError>;
 }
 

@@ -29,18 +29,42 @@ impl Migration {
 }
 
 /// PostgreSQL migrations, in order.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity",
-    sql: include_str!("migrations/postgres/0001_identity.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity",
+        sql: include_str!("migrations/postgres/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("migrations/postgres/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "settings",
+        sql: include_str!("migrations/postgres/0003_settings.sql"),
+    },
+];
 
 /// Embedded (SQLite) migrations, in order.
-pub(crate) const EMBEDDED: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity",
-    sql: include_str!("migrations/embedded/0001_identity.sql"),
-}];
+pub(crate) const EMBEDDED: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity",
+        sql: include_str!("migrations/embedded/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("migrations/embedded/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "settings",
+        sql: include_str!("migrations/embedded/0003_settings.sql"),
+    },
+];
 
 /// The migrations of `all` not yet in `applied` (version, checksum), after checking that the
 /// applied ones are unchanged.

@@ -2,13 +2,16 @@
 //!
 //! The database runs in WAL mode with `synchronous=FULL`: every commit is fsynced before it is
 //! acknowledged, so a revocation or an audit record survives a power loss, not only a crash of
-//! the process (with `NORMAL` the last commits could roll back on power loss). Writes here are
-//! rare (identity changes, audit records), so the extra fsync per commit costs little.
+//! the process (with `NORMAL` the last commits could roll back on power loss). Identity changes
+//! are rare and audit records are committed in batches, so the fsync per commit costs little.
 //!
 //! Calls run on tokio's blocking pool over one connection behind a mutex. Several processes may
 //! open the same directory (the dev gateway and `rack-gateway token revoke`): SQLite's file locks
 //! serialise their writes, and each identity watcher polls the `identity_generation` counter,
-//! which triggers bump on every identity change, every [`POLL_INTERVAL`].
+//! which triggers bump on every identity or settings change, every [`POLL_INTERVAL`].
+
+mod audit;
+mod settings;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,8 @@ pub(crate) const FILE_NAME: &str = "rack-gateway.sqlite3";
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a waiting statement retries the lock.
+const BUSY_POLL: Duration = Duration::from_millis(1);
 /// Events buffered per watcher.
 const FEED_CAPACITY: usize = 64;
 
@@ -130,7 +135,7 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, StoreError> {
 /// Opens a connection with the settings every connection needs.
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| sqlite_error(e, ""))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_handler(Some(busy_wait))
         .map_err(|e| sqlite_error(e, ""))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -144,6 +149,21 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(|e| sqlite_error(e, ""))?;
     Ok(conn)
+}
+
+/// Waits [`BUSY_POLL`] and retries, for about [`BUSY_TIMEOUT`] in all.
+///
+/// SQLite's own handler backs off to 100 ms between attempts, so while one process commits in
+/// a loop (the gateway appending audit batches) another one mostly wakes up while the lock is
+/// taken again: measured, its single appends waited 130 ms at the 90th percentile and up to
+/// 1.4 s. Retrying every millisecond brought that to 9 ms and 50 ms.
+fn busy_wait(attempt: i32) -> bool {
+    let attempts = BUSY_TIMEOUT.as_millis() / BUSY_POLL.as_millis().max(1);
+    if u128::try_from(attempt).unwrap_or(u128::MAX) >= attempts {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
 }
 
 /// Maps a SQLite error; `conflict` names what already exists on a unique violation.

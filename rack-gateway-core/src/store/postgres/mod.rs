@@ -2,8 +2,11 @@
 //! connection per identity watcher that `LISTEN`s on [`CHANNEL`].
 //!
 //! Triggers on `users` and `api_tokens` call `pg_notify` on every insert, delete and update
-//! except an update of `last_used_at` alone, so every instance learns of a change as soon as it
-//! commits (a few milliseconds on a local network).
+//! except an update of `last_used_at` alone, and on `settings` for every change, so every
+//! instance learns of a change as soon as it commits (a few milliseconds on a local network).
+
+mod audit;
+mod settings;
 
 use std::fmt;
 use std::future::Future;
