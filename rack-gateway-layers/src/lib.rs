@@ -12,11 +12,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod error;
 pub mod forward;
+pub mod redact;
 pub mod rescue;
 
 pub use body::Body;

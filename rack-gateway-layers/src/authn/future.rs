@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use rack_gateway_core::identity::{Principal, ResolveError};
 use tower::Service;
 
-use super::layer::unauthorized;
+use super::layer::refuse;
+use crate::audit::AuditNote;
 use crate::body::Body;
 use crate::error::{BoxError, StoreUnavailable};
 
@@ -87,12 +88,15 @@ where
                     };
                     match outcome {
                         Ok(principal) => {
+                            if let Some(note) = request.extensions().get::<AuditNote>() {
+                                note.set_principal(Arc::clone(&principal));
+                            }
                             request.extensions_mut().insert(principal);
                             let future = inner.call(request);
                             this.state.set(State::Forwarding { future });
                         }
                         Err(ResolveError::Refused(reason)) => {
-                            return Poll::Ready(Ok(unauthorized(reason)))
+                            return Poll::Ready(Ok(refuse(&request, reason)))
                         }
                         Err(ResolveError::Store(error)) => {
                             return Poll::Ready(Err(StoreUnavailable(error.to_string()).into()))

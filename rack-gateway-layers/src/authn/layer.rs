@@ -9,6 +9,7 @@ use tower::{Layer, Service};
 
 use super::credential::{parse_authorization, Credential};
 use super::future::ResponseFuture;
+use crate::audit::AuditNote;
 use crate::body::Body;
 use crate::error::BoxError;
 
@@ -75,11 +76,17 @@ where
         let token = match parse_authorization(request.headers()) {
             Ok(Credential::ApiToken(token)) => token,
             Ok(Credential::Session(_)) => {
-                return ResponseFuture::refused(unauthorized("invalid or expired session token"))
+                return ResponseFuture::refused(refuse(
+                    &request,
+                    "invalid or expired session token",
+                ))
             }
-            Err(error) => return ResponseFuture::refused(unauthorized(&error.to_string())),
+            Err(error) => return ResponseFuture::refused(refuse(&request, &error.to_string())),
         };
         if let Some(principal) = self.resolver.cached_api_token(&token) {
+            if let Some(note) = request.extensions().get::<AuditNote>() {
+                note.set_principal(Arc::clone(&principal));
+            }
             request.extensions_mut().insert(principal);
             return ResponseFuture::forward(inner.call(request));
         }
@@ -87,6 +94,14 @@ where
         let resolve = Box::pin(async move { resolver.resolve_api_token(&token).await });
         ResponseFuture::resolving(resolve, request, inner)
     }
+}
+
+/// Notes the refusal for the audit layer and answers 401.
+pub(super) fn refuse<B>(request: &Request<B>, reason: &str) -> Response<Body> {
+    if let Some(note) = request.extensions().get::<AuditNote>() {
+        note.set_auth_failure(reason);
+    }
+    unauthorized(reason)
 }
 
 /// A 401 with the reason and a Basic challenge (the Convox CLI prints the body).

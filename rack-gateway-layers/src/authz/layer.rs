@@ -11,6 +11,7 @@ use tower::{Layer, Service};
 
 use super::decision::Decision;
 use super::future::ResponseFuture;
+use crate::audit::AuditNote;
 use crate::body::{refusal, Body};
 use crate::error::BoxError;
 use crate::forward::RackPath;
@@ -121,6 +122,9 @@ where
             route: verdict.route,
             rack_path,
         };
+        if let Some(note) = request.extensions().get::<AuditNote>() {
+            note.set_decision(&decision);
+        }
         if decision.outcome != Outcome::Allow {
             let status = StatusCode::from_u16(verdict.status).unwrap_or(StatusCode::FORBIDDEN);
             let mut response = refusal(status, &decision.reason);

@@ -2,6 +2,10 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+// The env headers are sent upstream only when the redaction layer allowed them
+// (`Injected::env_headers`); dropped otherwise, so a stack without that layer fails closed.
+use super::ENV_HEADERS;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Proxy-Connection` and `Keep-Alive`):
 /// they describe one connection and are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -22,9 +26,8 @@ const HOP_BY_HOP: &[&str] = &[
 ///   `100-continue` itself and streams the body upstream.
 /// - Identity and correlation headers the gateway sets itself; a client-supplied value would be a
 ///   spoof.
-/// - `env`, `environment`, `release-env`: dropped as the reference does. This is to be
-///   reconsidered later: stripping `Environment` breaks `convox run` env injection in the
-///   reference, and the env-merge behaviour of `convox env set` belongs to another layer.
+/// - `env`, `environment`, `release-env` ([`ENV_HEADERS`](super::ENV_HEADERS)) are not listed here: they pass only
+///   when the request carries the [`EnvHeadersAllowed`](super::EnvHeadersAllowed) marker.
 const DROPPED: &[&str] = &[
     "authorization",
     "cookie",
@@ -37,9 +40,6 @@ const DROPPED: &[&str] = &[
     "x-api-token-id",
     "x-api-token-name",
     "x-request-id",
-    "env",
-    "environment",
-    "release-env",
 ];
 
 /// `Sec-WebSocket-*` request headers passed to the rack on a websocket upgrade.
@@ -70,6 +70,8 @@ pub(crate) struct Injected<'a> {
     pub(crate) user_email: Option<HeaderValue>,
     /// `Some(rack origin)` for a websocket upgrade.
     pub(crate) websocket_origin: Option<&'a HeaderValue>,
+    /// Whether the [`ENV_HEADERS`] pass (the request carries `EnvHeadersAllowed`).
+    pub(crate) env_headers: bool,
 }
 
 /// Whether the request asks for a websocket: `Connection` lists `upgrade` and `Upgrade` is
@@ -114,6 +116,9 @@ pub(crate) fn upstream_request(incoming: &HeaderMap, injected: Injected<'_>) -> 
     for (name, value) in incoming {
         let lower = name.as_str();
         if DROPPED.contains(&lower) || is_hop_by_hop(name, &named) {
+            continue;
+        }
+        if !injected.env_headers && ENV_HEADERS.contains(&lower) {
             continue;
         }
         if lower.starts_with("sec-websocket-") && !(websocket && WEBSOCKET_REQUEST.contains(&lower))
@@ -173,6 +178,7 @@ mod tests {
             request_id: HeaderValue::from_static("rid"),
             user_email: None,
             websocket_origin: origin,
+            env_headers: false,
         }
     }
 
@@ -214,6 +220,31 @@ mod tests {
             out.get("x-request-id").map(|v| v.as_bytes()),
             Some(&b"rid"[..])
         );
+    }
+
+    #[test]
+    fn env_headers_pass_only_when_allowed() {
+        let incoming = map(&[
+            ("environment", "A=1"),
+            ("env", "B=2"),
+            ("release-env", "C=3"),
+        ]);
+        let host = HeaderValue::from_static("rack");
+        let auth = HeaderValue::from_static("Basic eA==");
+        let dropped = upstream_request(&incoming, injected(&host, &auth, None));
+        for name in ENV_HEADERS {
+            assert!(dropped.get(*name).is_none(), "{name} was forwarded");
+        }
+        let allowed = Injected {
+            env_headers: true,
+            ..injected(&host, &auth, None)
+        };
+        let kept = upstream_request(&incoming, allowed);
+        assert_eq!(
+            kept.get("environment").map(|v| v.as_bytes()),
+            Some(&b"A=1"[..])
+        );
+        assert!(kept.get("env").is_some() && kept.get("release-env").is_some());
     }
 
     #[test]

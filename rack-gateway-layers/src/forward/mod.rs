@@ -7,7 +7,9 @@
 //!   [`RackPath`] the authorization layer put in the request extensions. Without a `RackPath`
 //!   the request is not forwarded ([`ForwardError::MissingRackPath`]).
 //! - The client's end-to-end headers, except its credentials (`Authorization`, `Cookie`,
-//!   `Proxy-Authorization`), hop-by-hop headers, and identity headers a client could spoof.
+//!   `Proxy-Authorization`), hop-by-hop headers, identity headers a client could spoof, and the
+//!   env headers (`Env`, `Environment`, `Release-Env`) unless the request carries
+//!   [`EnvHeadersAllowed`].
 //! - `Host` (the rack's authority), `Authorization: Basic base64(RACK_USERNAME:RACK_TOKEN)`,
 //!   `X-Request-ID` (the incoming `x-request-id`, else a new UUIDv4) and `X-User-Email` (from the
 //!   [`Principal`](rack_gateway_core::identity::Principal) in the extensions, as
@@ -81,6 +83,17 @@ pub use service::{ForwardError, RackForward, ResponseFuture};
 /// (e.g. `/apps/web/processes?service=web`), gateway prefix already removed. Must start with `/`.
 #[derive(Clone, Debug)]
 pub struct RackPath(pub String);
+
+/// Request extension set by the redaction layer: the caller may send env values in the
+/// `Env`, `Environment` and `Release-Env` headers (it holds `convox:env:set`). Without it those
+/// headers are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvHeadersAllowed;
+
+/// The request headers that carry env values to the rack, lower-case: `Environment` (what
+/// `convox run` sends), and `Env` / `Release-Env` (Convox reads any form value, a release's
+/// `env` included, from a header of the same name). Forwarded only with [`EnvHeadersAllowed`].
+pub const ENV_HEADERS: &[&str] = &["env", "environment", "release-env"];
 
 /// What a finished websocket relay moved, for the audit record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

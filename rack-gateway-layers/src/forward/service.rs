@@ -19,7 +19,7 @@ use super::client::{self, RackClient};
 use super::config::{ForwardConfigError, OriginPolicy, RackTarget, RackTls};
 use super::deadline::{header_deadline, Progress};
 use super::headers::{self, Injected};
-use super::{tls, websocket, RackPath};
+use super::{tls, websocket, EnvHeadersAllowed, RackPath};
 use crate::body::Body;
 use crate::error::{BoxError, RackTimeout};
 
@@ -256,7 +256,9 @@ impl Inner {
 
     /// `base + rack path`, built from parts so the path can never change the authority.
     fn upstream_uri(&self, rack_path: &str) -> Result<Uri, ForwardError> {
-        let invalid = || ForwardError::InvalidRackPath(rack_path.to_owned());
+        // The query may carry secrets and the error is logged: name the path only.
+        let shown = rack_path.split('?').next().unwrap_or_default();
+        let invalid = || ForwardError::InvalidRackPath(shown.to_owned());
         if !rack_path.starts_with('/') || rack_path.contains('#') {
             return Err(invalid());
         }
@@ -296,6 +298,7 @@ impl Inner {
             request_id,
             user_email,
             websocket_origin: websocket.then_some(&self.rack_origin),
+            env_headers: parts.extensions.get::<EnvHeadersAllowed>().is_some(),
         }
     }
 

@@ -1,0 +1,155 @@
+//! Turning what the layers learned about a request into audit events.
+
+use rack_gateway_core::audit::{ActorKind, AuditDecision, AuditEvent, Phase};
+use rack_gateway_core::rbac::Outcome as RbacOutcome;
+use serde_json::{json, Map, Value};
+
+use super::note::{Facts, IntentState};
+use crate::forward::RelayStats;
+
+/// How the request ended, as seen by the audit layer.
+#[derive(Debug, Default)]
+pub(crate) struct Ending {
+    pub(crate) status: u16,
+    pub(crate) latency_ms: u64,
+    /// The one-line reason of a response the gateway made itself (`X-Error-Reason`).
+    pub(crate) gateway_reason: Option<String>,
+    pub(crate) relay: Option<RelayStats>,
+}
+
+/// The `intent` record of an allowed mutating request.
+pub(crate) fn intent_event(facts: &Facts) -> AuditEvent {
+    let mut event = base(facts, Phase::Intent);
+    event.decision = AuditDecision::Allow;
+    event.reason = facts
+        .decision
+        .as_ref()
+        .map(|d| d.reason.clone())
+        .unwrap_or_default();
+    event.details = details(facts, None, None);
+    event
+}
+
+/// The `complete` record of a request.
+pub(crate) fn complete_event(facts: &Facts, ending: &Ending) -> AuditEvent {
+    let mut event = base(facts, Phase::Complete);
+    event.http_status = ending.status;
+    event.latency_ms = ending.latency_ms;
+    let (decision, reason) = decide(facts, ending);
+    event.decision = decision;
+    event.reason = reason;
+    let intent_seq = match facts.intent {
+        IntentState::Durable(seq) => Some(seq),
+        _ => None,
+    };
+    event.details = details(facts, ending.relay.as_ref(), intent_seq);
+    event
+}
+
+fn decide(facts: &Facts, ending: &Ending) -> (AuditDecision, String) {
+    let gateway_reason = || ending.gateway_reason.clone().unwrap_or_default();
+    if let Some(failure) = &facts.auth_failure {
+        return (
+            AuditDecision::Deny,
+            format!("authentication failed: {failure}"),
+        );
+    }
+    match &facts.decision {
+        Some(decision) if decision.outcome != RbacOutcome::Allow => {
+            (AuditDecision::Deny, decision.reason.clone())
+        }
+        Some(_) if facts.intent == IntentState::Failed => (
+            AuditDecision::Error,
+            format!("not forwarded: {}", gateway_reason()),
+        ),
+        Some(decision) if ending.status >= 500 && ending.gateway_reason.is_some() => (
+            AuditDecision::Error,
+            format!("{}; {}", gateway_reason(), decision.reason),
+        ),
+        Some(decision) => (AuditDecision::Allow, decision.reason.clone()),
+        None if ending.status >= 500 => (AuditDecision::Error, gateway_reason()),
+        None => (AuditDecision::Deny, gateway_reason()),
+    }
+}
+
+pub(crate) fn base(facts: &Facts, phase: Phase) -> AuditEvent {
+    let meta = &facts.meta;
+    let mut event = AuditEvent {
+        request_id: meta.request_id.clone(),
+        actor_kind: ActorKind::Anonymous,
+        actor_email: String::new(),
+        actor_name: String::new(),
+        token_id: None,
+        token_name: None,
+        client_ip: meta.client_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        action: action(facts),
+        phase,
+        resource: resource(facts),
+        method: Some(if meta.websocket {
+            "SOCKET".to_owned()
+        } else {
+            meta.method.clone()
+        }),
+        path: Some(meta.path.clone()),
+        decision: AuditDecision::Allow,
+        reason: String::new(),
+        http_status: 0,
+        latency_ms: 0,
+        details: "{}".to_owned(),
+    };
+    event.set_actor(facts.principal.as_deref());
+    event
+}
+
+fn action(facts: &Facts) -> String {
+    if facts.auth_failure.is_some() {
+        return "auth.failed".to_owned();
+    }
+    match &facts.decision {
+        Some(decision) => match (&decision.route, decision.outcome) {
+            (Some(matched), _) => matched.route.action.to_owned(),
+            (None, RbacOutcome::BadRequest) => "proxy.bad_path".to_owned(),
+            (None, _) => "proxy.unknown_route".to_owned(),
+        },
+        None => "proxy.request".to_owned(),
+    }
+}
+
+/// `app`, or `app/<id>` for routes below an app, or the id for routes without one.
+fn resource(facts: &Facts) -> Option<String> {
+    let matched = facts.decision.as_ref()?.route.as_ref()?;
+    let others: Vec<&str> = matched
+        .params
+        .iter()
+        .skip(usize::from(matched.app.is_some()))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    match (&matched.app, others.last()) {
+        (Some(app), Some(id)) => Some(format!("{app}/{id}")),
+        (Some(app), None) => Some(app.clone()),
+        (None, Some(id)) => Some((*id).to_owned()),
+        (None, None) => None,
+    }
+}
+
+fn details(facts: &Facts, relay: Option<&RelayStats>, intent_seq: Option<u64>) -> String {
+    let mut map = Map::new();
+    if let Some(command) = &facts.meta.command {
+        map.insert("command".into(), Value::String(command.clone()));
+    }
+    if let Some(seq) = intent_seq {
+        map.insert("intent_seq".into(), json!(seq));
+    }
+    if let Some(relay) = relay {
+        map.insert(
+            "websocket".into(),
+            json!({
+                "bytes_from_client": relay.client_to_rack,
+                "bytes_to_client": relay.rack_to_client,
+                "duration_ms": relay.duration.as_millis() as u64,
+            }),
+        );
+    }
+    rack_gateway_core::redact::canonical_json(&Value::Object(map))
+}

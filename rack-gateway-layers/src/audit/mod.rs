@@ -1,0 +1,40 @@
+//! Auditing: every request that reaches the proxy leaves a record in the HMAC chain.
+//!
+//! [`AuditLayer`] sits outside authentication, so failed logins, unknown routes and denials are
+//! recorded too. It places an [`AuditNote`] in the request extensions; the authentication and
+//! authorization layers write what they decided into it, and the audit layer turns it into one
+//! `complete` record when the response (or, for websockets, the relay) ends. [`AuditIntentLayer`]
+//! sits just before the rack: a mutating request is forwarded only once its `intent` record is
+//! durable, and gets 503 (and is never forwarded) when the audit store cannot take it.
+//!
+//! Records go to one [`AuditWriter`] task per process, which commits them in batches (group
+//! commit). Its queue is bounded: when it is full, new requests wait for room and get 503 after
+//! a bound; nothing acknowledged is ever dropped.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn rack_gateway_core::store::AuditStore>) {
+//! use rack_gateway_core::audit::ChainKey;
+//! use rack_gateway_layers::audit::{AuditConfig, AuditIntentLayer, AuditLayer, AuditWriter, WriterConfig};
+//!
+//! let key = ChainKey::new(b"the AUDIT_HMAC_SECRET, at least 32 bytes");
+//! let (writer, _task) = AuditWriter::spawn(store, key, WriterConfig::default());
+//! let outer = AuditLayer::new(writer.clone(), AuditConfig::new("/api/v1/rack-proxy"));
+//! let inner = AuditIntentLayer::new(writer);
+//! # let _ = (outer, inner);
+//! # }
+//! ```
+
+mod client_ip;
+mod event;
+mod future;
+mod intent;
+mod layer;
+mod note;
+mod writer;
+
+pub use client_ip::{Cidr, CidrError};
+pub use future::ResponseFuture;
+pub use intent::{AuditIntent, AuditIntentLayer, IntentFuture};
+pub use layer::{Audit, AuditConfig, AuditLayer};
+pub use note::{AuditNote, PeerAddr};
+pub use writer::{AuditUnavailable, AuditWriter, WriterConfig, WriterHealth, WriterTask};
