@@ -34,6 +34,32 @@ pub enum Command {
     /// Inspect the access model.
     #[command(subcommand)]
     Rbac(RbacCommand),
+    /// Verify or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every MAC, check the links and the anchors: exit 0 intact, 1 tampered, 2 cannot verify.
+    Verify {
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream the audit log to stdout, oldest first.
+    Export {
+        /// jsonl (default) or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only records at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records before this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 /// Options of `dev`.

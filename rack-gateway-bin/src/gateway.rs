@@ -1,31 +1,44 @@
 //! Assembling a running gateway from a validated configuration and an open store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use rack_gateway_core::identity::{IdentityResolver, NewUser, ResolverConfig};
-use rack_gateway_core::store::Store;
+use rack_gateway_core::redact::SecretRules;
+use rack_gateway_core::store::{AuditStore, Store};
+use rack_gateway_layers::audit::{AuditConfig, AuditWriter, WriterConfig, WriterTask};
 use rack_gateway_layers::forward::{OriginPolicy, RackForward};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::ApiState;
+use crate::audit::{record_operator_action, spawn_retention, RetentionConfig};
 use crate::config::ServeConfig;
 use crate::server::health::{Health, RackProbe};
 use crate::server::{listen, routes, stack, Dispatch};
+use crate::settings::SettingsCache;
+
+/// How long shutdown waits for the audit queue to drain.
+const AUDIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A gateway ready to serve: everything per-request was built here, once.
 pub struct Gateway {
     dispatch: Dispatch,
     tls: Option<TlsAcceptor>,
+    writer_task: WriterTask,
+    anchors: Option<crate::anchors::AnchorHandle>,
 }
 
 impl Gateway {
-    /// Ensures bootstrap users, starts the identity cache and rack probe, builds the stack.
+    /// Ensures bootstrap users, starts the identity cache, audit writer, rack probe, anchoring
+    /// and retention, and builds the stack.
     pub async fn build(config: &ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let keys = config.audit_keys();
         for (email, role) in &config.bootstrap_users {
             let name = email.split('@').next().unwrap_or_default().to_owned();
-            store
+            let before = store.user_by_email(email).await?;
+            let user = store
                 .ensure_user(&NewUser {
                     email: email.clone(),
                     name,
@@ -33,6 +46,16 @@ impl Gateway {
                 })
                 .await
                 .with_context(|| format!("ensuring bootstrap user {email}"))?;
+            if before.as_ref().map(|u| &u.roles) != Some(&user.roles) {
+                record_operator_action(
+                    store.as_ref(),
+                    &keys,
+                    "user.ensure",
+                    email,
+                    &format!("bootstrap role {role}"),
+                )
+                .await?;
+            }
         }
         let resolver = IdentityResolver::start(Arc::clone(&store), ResolverConfig::default())
             .await
@@ -42,31 +65,115 @@ impl Gateway {
             allow_localhost: config.dev_mode,
         };
         let forward = RackForward::new(config.rack.target.clone(), origins).context("RACK_HOST")?;
-        let (_, policy) = watch::channel(config.policy);
+        // Settings after migrations (the store is migrated when opened); the cache keeps the
+        // policy channel's sender and updates it whenever a setting changes, on any instance.
+        let settings = SettingsCache::start(Arc::clone(&store), Arc::clone(&config.settings_env))
+            .await
+            .context("loading settings")?;
+        let policy = settings.policy();
         let probe = RackProbe::spawn(forward.clone());
+        let keyring = keys.keyring();
+        let audit_store: Arc<dyn AuditStore> = store.clone();
+        let (writer, writer_task) = AuditWriter::spawn(
+            audit_store,
+            keyring.current().clone(),
+            WriterConfig::default(),
+        );
+        let secrets = SecretRules::new(config.secret_env_vars.iter().cloned());
+        let audit = AuditConfig::new("")
+            .trusted_proxies(config.trusted_proxies.clone())
+            .secret_rules(secrets.clone());
+        let instance_id = uuid::Uuid::new_v4().to_string();
+        let anchors = match &config.anchors {
+            Some(anchor_config) => Some(
+                crate::anchors::AnchorWriter::spawn(
+                    Arc::clone(&store),
+                    anchor_config.clone(),
+                    instance_id.clone(),
+                )
+                .await,
+            ),
+            None => None,
+        };
+        spawn_retention(
+            Arc::clone(&store),
+            keyring.current().clone(),
+            RetentionConfig {
+                days: config.log_retention_days,
+                interval: Duration::from_secs(24 * 60 * 60),
+                instance_id,
+            },
+        );
+        // One env policy, the settings, for the proxy and the env API.
+        let env_policy: Arc<dyn rack_gateway_layers::redact::EnvPolicy> = settings.clone();
+        let api = ApiState {
+            store: Arc::clone(&store),
+            resolver: Arc::clone(&resolver),
+            writer: writer.clone(),
+            keyring,
+            anchors: anchors.as_ref().map(|a| a.verifier()),
+            rack: forward.clone(),
+            secrets: secrets.clone(),
+            env_policy: Arc::clone(&env_policy),
+            settings,
+        };
+        let health = Health::new(
+            Arc::clone(&store),
+            probe,
+            writer.clone(),
+            anchors.as_ref().map(|a| a.status_receiver()),
+        );
         let dispatch = Dispatch::new(
-            stack::proxy_stack(resolver, policy, forward),
-            routes::router(Health::new(store, probe)),
+            stack::proxy_stack(stack::StackParts {
+                resolver,
+                policy,
+                forward,
+                writer,
+                audit,
+                secrets,
+                env_policy,
+            }),
+            routes::router(health, api),
         );
         let tls = match &config.tls {
             None => None,
             Some(files) => Some(listen::tls_acceptor(&files.cert, &files.key)?),
         };
-        Ok(Gateway { dispatch, tls })
+        Ok(Gateway {
+            dispatch,
+            tls,
+            writer_task,
+            anchors,
+        })
     }
 
-    /// Serves until `shutdown` resolves, then drains.
+    /// Serves until `shutdown` resolves, drains connections, then the audit queue, then writes
+    /// a last anchor.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        listen::serve(listener, self.tls, self.dispatch, shutdown).await
-    }
-
-    /// The top-level service, for embedding and benchmarks.
-    pub fn service(&self) -> Dispatch {
-        self.dispatch.clone()
+        let Gateway {
+            dispatch,
+            tls,
+            writer_task,
+            anchors,
+        } = self;
+        listen::serve(listener, tls, dispatch, shutdown).await?;
+        // Every writer handle went with the dispatch service: the task now drains and ends.
+        if tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer_task.finished())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "audit queue not drained within {AUDIT_DRAIN_TIMEOUT:?} (is the store down?)"
+            );
+        }
+        if let Some(anchors) = anchors {
+            anchors.flush_and_stop().await;
+        }
+        Ok(())
     }
 }
 

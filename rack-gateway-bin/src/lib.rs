@@ -5,6 +5,9 @@
 //! [`mock_rack`] is a fake Convox rack API used by `rack-gateway dev`, tests and benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod anchors;
+pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,3 +16,4 @@ pub mod gateway;
 pub mod logging;
 pub mod mock_rack;
 pub mod server;
+pub mod settings;

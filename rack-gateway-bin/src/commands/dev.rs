@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 use rack_gateway_core::identity::{ApiTokenSecret, NewApiToken, NewUser};
-use rack_gateway_core::rbac::{Policy, Role};
+use rack_gateway_core::rbac::Role;
 use rack_gateway_core::store::Store;
 use rack_gateway_layers::forward::{RackTarget, RackTls};
 use rand::RngCore as _;
 use tokio::net::TcpListener;
 
 use crate::cli::DevArgs;
-use crate::config::{RackConfig, Secret, ServeConfig, StoreConfig};
+use crate::config::{AuditKeys, DevSecrets, RackConfig, Secret, ServeConfig, StoreConfig};
 use crate::failure::Failure;
 use crate::gateway::{shutdown_signal, Gateway};
 use crate::mock_rack::MockRack;
@@ -49,8 +49,15 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         }
     });
 
-    let tokens = issue_dev_tokens(store.as_ref()).await?;
-    let config = dev_config(args.listen, store_config, rack_address, rack_token)?;
+    let secrets = dev_secrets(&args.data_dir)?;
+    let config = dev_config(
+        args.listen,
+        store_config,
+        rack_address,
+        rack_token,
+        &secrets,
+    )?;
+    let tokens = issue_dev_tokens(store.as_ref(), &config.audit_keys()).await?;
     let gateway = Gateway::build(&config, store).await?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -69,7 +76,13 @@ fn dev_config(
     store: StoreConfig,
     rack_address: SocketAddr,
     rack_token: String,
+    secrets: &DevSecrets,
 ) -> Result<ServeConfig, Failure> {
+    let decode = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .context("dev-secrets.json is corrupt; delete it")
+    };
     let base = format!("http://{rack_address}")
         .parse()
         .context("mock rack URL")?;
@@ -77,8 +90,8 @@ fn dev_config(
         listen,
         dev_mode: true,
         domain: None,
-        app_secret_key: Secret::new(random_bytes()),
-        audit_hmac_secret: Secret::new(random_bytes()),
+        app_secret_key: Secret::new(decode(&secrets.app_secret_key)?),
+        audit_hmac_secret: Secret::new(decode(&secrets.audit_hmac_secret)?),
         audit_hmac_previous: Vec::new(),
         store,
         rack: RackConfig {
@@ -95,12 +108,44 @@ fn dev_config(
         },
         tls: None,
         bootstrap_users: Vec::new(),
-        policy: Policy::default(),
+        settings_env: std::sync::Arc::new(crate::config::Env::from_process().settings_overrides()?),
         json_logs: false,
+        trusted_proxies: Vec::new(),
+        log_retention_days: 400,
+        secret_env_vars: Vec::new(),
+        anchors: None,
     })
 }
 
-async fn issue_dev_tokens(store: &dyn Store) -> Result<Vec<(Role, String)>, Failure> {
+/// The dev secrets of this data directory, made once so the audit chain survives restarts.
+fn dev_secrets(data_dir: &std::path::Path) -> Result<DevSecrets, Failure> {
+    if let Some(secrets) = DevSecrets::load(data_dir) {
+        return Ok(secrets);
+    }
+    let encode = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let secrets = DevSecrets {
+        app_secret_key: encode(random_bytes()),
+        audit_hmac_secret: encode(random_bytes()),
+    };
+    let text = serde_json::to_string_pretty(&secrets).context("encoding dev secrets")?;
+    write_private(&DevSecrets::path(data_dir), text.as_bytes())
+        .context("writing dev-secrets.json")?;
+    Ok(secrets)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+async fn issue_dev_tokens(
+    store: &dyn Store,
+    keys: &AuditKeys,
+) -> Result<Vec<(Role, String)>, Failure> {
     let mut issued = Vec::new();
     for (email, token_name, role) in DEV_USERS {
         let user = store
@@ -124,6 +169,14 @@ async fn issue_dev_tokens(store: &dyn Store) -> Result<Vec<(Role, String)>, Fail
                 expires_at: None,
             })
             .await?;
+        crate::audit::record_operator_action(
+            store,
+            keys,
+            "token.create",
+            token_name,
+            &format!("dev token for {email} with role {role}"),
+        )
+        .await?;
         issued.push((role, secret.expose().to_owned()));
     }
     Ok(issued)

@@ -1,5 +1,6 @@
 //! One module per command of the binary.
 
+pub mod audit;
 pub mod dev;
 pub mod mock_rack;
 pub mod rbac;
@@ -26,5 +27,6 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Token(command) => token::run(&env, command).await,
         Command::User(command) => user::run(&env, command).await,
         Command::Rbac(command) => rbac::run(command),
+        Command::Audit(command) => audit::run(&env, command).await,
     }
 }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use rack_gateway_core::settings::EnvOverrides;
+
 /// A problem with one configuration variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -103,6 +105,16 @@ impl Env {
                 format!("expected true or false, got {other:?}"),
             )),
         }
+    }
+
+    /// The setting overrides (`RGW_SETTING_<KEY>`, `RGW_APP_<APP>_SETTING_<KEY>`), each parsed
+    /// by its key's type; an unknown key or a bad value is an error naming the variable.
+    pub fn settings_overrides(&self) -> Result<EnvOverrides, ConfigError> {
+        EnvOverrides::from_vars(&self.vars).map_err(|error| {
+            // Variables are named at run time; this happens once, just before start-up stops.
+            let variable: &'static str = Box::leak(error.variable.into_boxed_str());
+            ConfigError::new(variable, error.problem)
+        })
     }
 
     /// A comma-separated list, trimmed, empty items dropped.

@@ -11,11 +11,13 @@
 //! assert_eq!(store.database_url.as_deref(), Some("postgres://db/gateway"));
 //! ```
 
+mod audit;
 mod env;
 mod secret;
 mod serve;
 mod store;
 
+pub use audit::{AuditKeys, DevSecrets};
 pub use env::{ConfigError, Env};
 pub use secret::Secret;
 pub use serve::{RackConfig, ServeConfig, TlsFiles};

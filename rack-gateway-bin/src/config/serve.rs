@@ -2,11 +2,17 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
-use rack_gateway_core::rbac::{Policy, Role};
+use rack_gateway_core::rbac::Role;
+use rack_gateway_core::settings::EnvOverrides;
+use rack_gateway_layers::audit::Cidr;
 use rack_gateway_layers::forward::{parse_pin, RackTarget, RackTls};
+
+use super::audit::AuditKeys;
+use crate::anchors::AnchorConfig;
 
 use super::env::{ConfigError, Env};
 use super::secret::Secret;
@@ -55,13 +61,29 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Users ensured at start-up, with their role.
     pub bootstrap_users: Vec<(String, Role)>,
-    /// Policy switches from settings overrides.
-    pub policy: Policy,
+    /// Setting overrides (`RGW_SETTING_*`, `RGW_APP_*_SETTING_*`), parsed and checked.
+    pub settings_env: Arc<EnvOverrides>,
     /// JSON logs (default) or human-readable text.
     pub json_logs: bool,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Audit records older than this many days are pruned (up to the newest anchor).
+    pub log_retention_days: u32,
+    /// Extra env names treated as secrets (CONVOX_SECRET_ENV_VARS).
+    pub secret_env_vars: Vec<String>,
+    /// S3 Object Lock anchoring, when AUDIT_ANCHOR_BUCKET is set.
+    pub anchors: Option<AnchorConfig>,
 }
 
 impl ServeConfig {
+    /// The audit chain keys.
+    pub fn audit_keys(&self) -> AuditKeys {
+        AuditKeys {
+            current: self.audit_hmac_secret.clone(),
+            previous: self.audit_hmac_previous.clone(),
+        }
+    }
+
     /// Reads and validates the environment of `serve`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let dev_mode = env.flag("DEV_MODE", false)?;
@@ -146,10 +168,24 @@ impl ServeConfig {
             rack: RackConfig::from_env(env)?,
             tls,
             bootstrap_users,
-            policy: Policy {
-                allow_destructive_actions: env
-                    .flag("RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS", false)?,
+            settings_env: Arc::new(env.settings_overrides()?),
+            trusted_proxies: env
+                .list("TRUSTED_PROXY_CIDRS")
+                .iter()
+                .map(|raw| {
+                    raw.parse::<Cidr>()
+                        .map_err(|e| ConfigError::new("TRUSTED_PROXY_CIDRS", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            log_retention_days: {
+                let days: u32 = env.parsed("LOG_RETENTION_DAYS", 400)?;
+                if days == 0 {
+                    return Err(ConfigError::new("LOG_RETENTION_DAYS", "must be at least 1"));
+                }
+                days
             },
+            secret_env_vars: env.list("CONVOX_SECRET_ENV_VARS"),
+            anchors: AnchorConfig::from_env(env)?,
             json_logs: match env.get("LOG_FORMAT").unwrap_or("json") {
                 "json" => true,
                 "text" => false,
@@ -243,7 +279,7 @@ mod tests {
         assert_eq!(config.listen.port(), 8447);
         assert_eq!(config.rack.target.base.scheme_str(), Some("https"));
         assert!(matches!(config.rack.target.tls, RackTls::Insecure));
-        assert!(!config.policy.allow_destructive_actions);
+        assert!(config.settings_env.is_empty());
     }
 
     #[test]
@@ -261,6 +297,19 @@ mod tests {
             (&[("TLS_CERT_FILE", "/x.pem")], "TLS_KEY_FILE"),
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
             (&[("ADMIN_USERS", "not-an-email")], "ADMIN_USERS"),
+            (
+                &[("TRUSTED_PROXY_CIDRS", "10.0.0.0/99")],
+                "TRUSTED_PROXY_CIDRS",
+            ),
+            (&[("LOG_RETENTION_DAYS", "0")], "LOG_RETENTION_DAYS"),
+            (
+                &[("RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS", "maybe")],
+                "RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS",
+            ),
+            (
+                &[("RGW_APP_WEB_SETTING_SESSION_TIMEOUT", "5")],
+                "RGW_APP_WEB_SETTING_SESSION_TIMEOUT",
+            ),
         ];
         for (overrides, variable) in cases {
             let env = env_with(overrides);

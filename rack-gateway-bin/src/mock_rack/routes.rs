@@ -75,5 +75,24 @@ pub(super) fn build(rack: MockRack) -> Router {
             rack.clone(),
             auth::require_basic,
         ))
+        .layer(middleware::from_fn(log_request))
         .with_state(rack)
+}
+
+/// One debug line per request, so tests can tell what reached the rack (and what did not).
+async fn log_request(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let response = next.run(request).await;
+    tracing::debug!(target: "mock_rack", %method, %path, %request_id, status = response.status().as_u16(), "mock rack request");
+    response
 }

@@ -3,12 +3,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+pub use rack_gateway_layers::audit::PeerAddr;
 use rack_gateway_layers::Body;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -16,10 +16,6 @@ use tower::{Service, ServiceExt as _};
 
 /// Where the Convox API is proxied.
 pub const PROXY_PREFIX: &str = "/api/v1/rack-proxy";
-
-/// The peer's socket address, placed in every request's extensions by the listener.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
 
 type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 

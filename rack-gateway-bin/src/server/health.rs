@@ -11,7 +11,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use http::Request;
 use rack_gateway_core::store::Store;
+use rack_gateway_layers::audit::AuditWriter;
 use rack_gateway_layers::forward::{RackForward, RackPath};
+use tokio::sync::watch;
+
+use crate::anchors::AnchorStatus;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
@@ -93,12 +97,24 @@ async fn probe_once(forward: RackForward) -> Result<(), String> {
 pub struct Health {
     store: Arc<dyn Store>,
     rack: RackProbe,
+    writer: AuditWriter,
+    anchors: Option<watch::Receiver<AnchorStatus>>,
 }
 
 impl Health {
-    /// Checks `store` and the probe results.
-    pub fn new(store: Arc<dyn Store>, rack: RackProbe) -> Self {
-        Health { store, rack }
+    /// Checks `store`, the rack probe and the audit writer; reports anchoring when it is on.
+    pub fn new(
+        store: Arc<dyn Store>,
+        rack: RackProbe,
+        writer: AuditWriter,
+        anchors: Option<watch::Receiver<AnchorStatus>>,
+    ) -> Self {
+        Health {
+            store,
+            rack,
+            writer,
+            anchors,
+        }
     }
 }
 
@@ -121,7 +137,28 @@ pub async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     };
     let store_ok = store["ok"] == json!(true);
     let (rack_ok, rack) = health.rack.report();
-    let ready = store_ok && rack_ok;
+    let writer = health.writer.health();
+    let audit_ok = writer.healthy;
+    let audit = json!({
+        "ok": audit_ok,
+        "appended": writer.appended,
+        "queued": writer.queued,
+        "error": writer.last_error,
+    });
+    // Anchoring problems are reported but never make the gateway unready: requests do not
+    // depend on S3.
+    let anchors = health.anchors.as_ref().map(|status| {
+        let status = status.borrow().clone();
+        json!({
+            "leader": status.leader,
+            "last_success": status.last_success.map(|t| t.to_rfc3339()),
+            "last_written": status.last_written.map(|t| t.to_rfc3339()),
+            "last_seq": status.last_seq,
+            "consecutive_failures": status.consecutive_failures,
+            "error": status.last_error,
+        })
+    });
+    let ready = store_ok && rack_ok && audit_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -129,7 +166,7 @@ pub async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": {"store": store, "rack": rack},
+        "checks": {"store": store, "rack": rack, "audit_writer": audit, "audit_anchors": anchors},
     });
     (status, Json(body))
 }

@@ -1,0 +1,1027 @@
+//! The settings endpoints (reference §2.4), each authorized and audited.
+//!
+//! | endpoint | permission |
+//! |---|---|
+//! | `GET /api/v1/settings` | an authenticated caller |
+//! | `PUT\|DELETE /api/v1/settings/{group}` | `gateway:setting_group:<group>` |
+//! | `GET /api/v1/apps/{app}/settings` | an authenticated caller |
+//! | `PUT\|DELETE /api/v1/apps/{app}/settings/vcs-ci-deploy` | `gateway:setting_group:vcs_ci_deploy` |
+//! | `PUT\|DELETE /api/v1/apps/{app}/settings/{protected-env-vars\|secret-env-vars\|approved-deploy-commands\|service-image-patterns}` | `gateway:setting:<key>` |
+//!
+//! Reads answer a map key → `{value, source, env_var}`. A group `PUT` takes a map key → value
+//! and answers the whole group resolved; a group `DELETE` takes `?key=a&key=b` (none: the whole
+//! group) and answers those keys resolved. A single app key takes its raw JSON value and
+//! answers `{key: {value, source, env_var}}`. Keys outside the endpoint, unknown keys and
+//! values of the wrong type are 400. Every change is recorded as `setting.update` or
+//! `setting.delete` with resource `<key>` or `<app>/<key>` and the old and new values; reads
+//! as `setting.list`.
+//!
+//! ```text
+//! curl -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+//!      -d '{"allow_destructive_actions": true}' \
+//!      https://gateway/api/v1/settings/allow-destructive-actions
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use rack_gateway_core::audit::{AuditDecision, AuditEvent, Phase};
+use rack_gateway_core::identity::Principal;
+use rack_gateway_core::rbac::authorize;
+use rack_gateway_core::redact::{canonical_json, redact_text};
+use rack_gateway_core::settings::{
+    catalogue, check_app_name, group_delete, group_update, Resolved, Scope, SettingDef, Settings,
+    SettingsError,
+};
+use rack_gateway_layers::audit::PeerAddr;
+use serde_json::{json, Map, Value};
+
+use super::{ApiError, ApiState, Caller};
+
+/// What every settings response holds: key → resolved setting.
+type ResolvedMap = BTreeMap<&'static str, Resolved>;
+
+/// What is recorded about a call besides the principal (the request's own line).
+#[derive(Clone, Debug, Default)]
+pub(super) struct CallInfo {
+    request_id: String,
+    method: String,
+    path: String,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CallInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Ok(CallInfo {
+            request_id: header("x-request-id").unwrap_or_default(),
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            client_ip: parts
+                .extensions
+                .get::<PeerAddr>()
+                .map(|p| p.0.ip().to_string()),
+            user_agent: header("user-agent"),
+        })
+    }
+}
+
+/// One authenticated call: who, and how to record what happened.
+struct Call<'a> {
+    state: &'a ApiState,
+    caller: &'a Caller,
+    info: &'a CallInfo,
+}
+
+impl Call<'_> {
+    /// Records an audit event with a resource (queued; never dropped).
+    fn record(
+        &self,
+        action: &str,
+        resource: Option<String>,
+        decision: AuditDecision,
+        reason: &str,
+        status: u16,
+        details: &Value,
+    ) {
+        // Settings are not secrets, but free text goes through the last line of defence anyway.
+        let details = redact_text(&canonical_json(details), &[]).into_owned();
+        let mut event = AuditEvent {
+            request_id: self.info.request_id.clone(),
+            actor_kind: rack_gateway_core::audit::ActorKind::Anonymous,
+            actor_email: String::new(),
+            actor_name: String::new(),
+            token_id: None,
+            token_name: None,
+            client_ip: self.info.client_ip.clone(),
+            user_agent: self.info.user_agent.clone(),
+            action: action.to_owned(),
+            phase: Phase::Complete,
+            resource,
+            method: Some(self.info.method.clone()),
+            path: Some(self.info.path.clone()),
+            decision,
+            reason: redact_text(reason, &[]).into_owned(),
+            http_status: status,
+            latency_ms: 0,
+            details,
+        };
+        event.set_actor(Some(&self.caller.principal));
+        let writer = self.state.writer.clone();
+        tokio::spawn(async move {
+            if let Err(error) = writer.record(event).await {
+                tracing::error!(%error, "could not queue the audit record of a settings call");
+            }
+        });
+    }
+
+    /// Records a refusal and returns it.
+    fn refuse(&self, action: &str, resource: Option<String>, error: ApiError) -> ApiError {
+        self.record(
+            action,
+            resource,
+            AuditDecision::Deny,
+            &error.message,
+            error.status.as_u16(),
+            &json!({}),
+        );
+        error
+    }
+
+    /// Checks a permission; a refusal is recorded and answered 403.
+    fn require(
+        &self,
+        permission: &str,
+        action: &str,
+        resource: Option<String>,
+    ) -> Result<String, ApiError> {
+        match authorize(&self.caller.principal.access(), permission) {
+            Ok(grant) => Ok(grant.0),
+            Err(denial) => Err(self.refuse(
+                action,
+                resource,
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("permission denied: {}", denial.0),
+                ),
+            )),
+        }
+    }
+
+    /// Who is recorded as having written a setting: the email, or the token's name.
+    fn updated_by(&self) -> Option<String> {
+        match self.caller.principal.as_ref() {
+            Principal::User(user) => Some(user.email.clone()),
+            Principal::ApiToken(token) => Some(token.name.clone()),
+            Principal::Anonymous => None,
+        }
+    }
+}
+
+fn resource(app: Option<&str>, key: &str) -> String {
+    match app {
+        Some(app) => format!("{app}/{key}"),
+        None => key.to_owned(),
+    }
+}
+
+fn bad_request(error: SettingsError) -> ApiError {
+    ApiError::bad_request(error.to_string())
+}
+
+fn not_found(message: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, message)
+}
+
+/// Parses a request body as JSON.
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("a JSON body is required"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+/// The `key` parameters of a query string (`?key=a&key=b`).
+fn query_keys(query: Option<&str>) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "key")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .collect()
+}
+
+/// Writes `values` of `app` (or global), records one `setting.update` per key, and answers
+/// the keys `answer` resolved in the snapshot after the write.
+async fn write(
+    call: &Call<'_>,
+    app: Option<&str>,
+    values: Vec<(&'static SettingDef, Value)>,
+    grant: &str,
+    answer: &[&'static str],
+) -> Result<ResolvedMap, ApiError> {
+    let before = call.state.settings.current();
+    let rows: Vec<(String, Value)> = values
+        .iter()
+        .map(|(def, value)| (def.key.to_owned(), value.clone()))
+        .collect();
+    let updated_by = call.updated_by();
+    if let Err(error) = call
+        .state
+        .settings
+        .store()
+        .put_settings(app, &rows, updated_by.as_deref())
+        .await
+    {
+        let failure = match error {
+            rack_gateway_core::store::StoreError::Invalid { .. } => {
+                ApiError::bad_request(error.to_string())
+            }
+            other => ApiError::unavailable("settings store", &other),
+        };
+        for (def, _) in &values {
+            call.record(
+                "setting.update",
+                Some(resource(app, def.key)),
+                AuditDecision::Error,
+                &failure.message,
+                failure.status.as_u16(),
+                &json!({}),
+            );
+        }
+        return Err(failure);
+    }
+    let patched = values
+        .iter()
+        .fold((*before).clone(), |settings, (def, value)| {
+            settings.with_stored(app, def.key, Some(value.clone()))
+        });
+    let after = refreshed(call, patched).await;
+    for (def, _) in &values {
+        call.record(
+            "setting.update",
+            Some(resource(app, def.key)),
+            AuditDecision::Allow,
+            grant,
+            200,
+            &json!({
+                "old": resolve(&before, app, def.key),
+                "new": resolve(&after, app, def.key),
+            }),
+        );
+    }
+    Ok(resolve_all(&after, app, answer))
+}
+
+/// Deletes the stored rows of `defs`, records one `setting.delete` per key, and answers them
+/// resolved after the delete (environment or default).
+async fn delete(
+    call: &Call<'_>,
+    app: Option<&str>,
+    defs: Vec<&'static SettingDef>,
+    grant: &str,
+) -> Result<ResolvedMap, ApiError> {
+    let before = call.state.settings.current();
+    let keys: Vec<String> = defs.iter().map(|def| def.key.to_owned()).collect();
+    if let Err(error) = call
+        .state
+        .settings
+        .store()
+        .delete_settings(app, &keys)
+        .await
+    {
+        let failure = ApiError::unavailable("settings store", &error);
+        for def in &defs {
+            call.record(
+                "setting.delete",
+                Some(resource(app, def.key)),
+                AuditDecision::Error,
+                &failure.message,
+                failure.status.as_u16(),
+                &json!({}),
+            );
+        }
+        return Err(failure);
+    }
+    let patched = defs.iter().fold((*before).clone(), |settings, def| {
+        settings.with_stored(app, def.key, None)
+    });
+    let after = refreshed(call, patched).await;
+    for def in &defs {
+        call.record(
+            "setting.delete",
+            Some(resource(app, def.key)),
+            AuditDecision::Allow,
+            grant,
+            200,
+            &json!({
+                "old": resolve(&before, app, def.key),
+                "new": resolve(&after, app, def.key),
+            }),
+        );
+    }
+    let keys: Vec<&'static str> = defs.iter().map(|def| def.key).collect();
+    Ok(resolve_all(&after, app, &keys))
+}
+
+/// The snapshot after a local change: reloaded from the store, or (when that fails) the
+/// previous one with the change applied, so this instance shows what it just wrote.
+async fn refreshed(call: &Call<'_>, patched: Settings) -> Arc<Settings> {
+    match call.state.settings.reload().await {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::warn!(%error, "could not reload settings after a change; using the change");
+            let patched = Arc::new(patched);
+            call.state.settings.publish(Arc::clone(&patched));
+            patched
+        }
+    }
+}
+
+fn resolve(settings: &Settings, app: Option<&str>, key: &str) -> Option<Resolved> {
+    match app {
+        None => settings.resolve_global(key),
+        Some(app) => settings.resolve_app(app, key),
+    }
+}
+
+fn resolve_all(settings: &Settings, app: Option<&str>, keys: &[&'static str]) -> ResolvedMap {
+    keys.iter()
+        .filter_map(|key| Some((*key, resolve(settings, app, key)?)))
+        .collect()
+}
+
+fn object(value: Value) -> Result<Map<String, Value>, ApiError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "the body must be a JSON object of setting → value",
+        )),
+    }
+}
+
+/// `GET /api/v1/settings`: every global setting, resolved.
+pub(super) async fn list_global(
+    State(state): State<ApiState>,
+    info: CallInfo,
+    caller: Caller,
+) -> Json<ResolvedMap> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    let all = state.settings.current().global_all();
+    call.record(
+        "setting.list",
+        None,
+        AuditDecision::Allow,
+        "authenticated",
+        200,
+        &json!({"scope": "global"}),
+    );
+    Json(all)
+}
+
+/// `GET /api/v1/apps/{app}/settings`: every setting of the app, resolved.
+pub(super) async fn list_app(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+    info: CallInfo,
+    caller: Caller,
+) -> Result<Json<ResolvedMap>, ApiError> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    check_app_name(&app)
+        .map_err(|e| call.refuse("setting.list", Some(app.clone()), bad_request(e)))?;
+    let all = state.settings.current().app_all(&app);
+    call.record(
+        "setting.list",
+        Some(app),
+        AuditDecision::Allow,
+        "authenticated",
+        200,
+        &json!({"scope": "app"}),
+    );
+    Ok(Json(all))
+}
+
+/// `PUT /api/v1/settings/{group}`.
+pub(super) async fn put_global_group(
+    State(state): State<ApiState>,
+    Path(group): Path<String>,
+    info: CallInfo,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<ResolvedMap>, ApiError> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    put_group(&call, None, &group, &body).await.map(Json)
+}
+
+/// `DELETE /api/v1/settings/{group}?key=…`.
+pub(super) async fn delete_global_group(
+    State(state): State<ApiState>,
+    Path(group): Path<String>,
+    RawQuery(query): RawQuery,
+    info: CallInfo,
+    caller: Caller,
+) -> Result<Json<ResolvedMap>, ApiError> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    delete_group(&call, None, &group, query.as_deref())
+        .await
+        .map(Json)
+}
+
+/// `PUT /api/v1/apps/{app}/settings/{group or key}`.
+pub(super) async fn put_app(
+    State(state): State<ApiState>,
+    Path((app, segment)): Path<(String, String)>,
+    info: CallInfo,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<ResolvedMap>, ApiError> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    check_app_name(&app)
+        .map_err(|e| call.refuse("setting.update", Some(app.clone()), bad_request(e)))?;
+    if let Some(def) = catalogue::app_single_key(&segment) {
+        let target = Some(resource(Some(&app), def.key));
+        let grant = call.require(
+            &catalogue::key_permission(def.key),
+            "setting.update",
+            target.clone(),
+        )?;
+        let value = parse_json(&body)
+            .and_then(|value| def.normalize(value).map_err(bad_request))
+            .map_err(|e| call.refuse("setting.update", target, e))?;
+        return write(&call, Some(&app), vec![(def, value)], &grant, &[def.key])
+            .await
+            .map(Json);
+    }
+    put_group(&call, Some(&app), &segment, &body)
+        .await
+        .map(Json)
+}
+
+/// `DELETE /api/v1/apps/{app}/settings/{group or key}`.
+pub(super) async fn delete_app(
+    State(state): State<ApiState>,
+    Path((app, segment)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    info: CallInfo,
+    caller: Caller,
+) -> Result<Json<ResolvedMap>, ApiError> {
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        info: &info,
+    };
+    check_app_name(&app)
+        .map_err(|e| call.refuse("setting.delete", Some(app.clone()), bad_request(e)))?;
+    if let Some(def) = catalogue::app_single_key(&segment) {
+        let target = Some(resource(Some(&app), def.key));
+        let grant = call.require(
+            &catalogue::key_permission(def.key),
+            "setting.delete",
+            target,
+        )?;
+        return delete(&call, Some(&app), vec![def], &grant).await.map(Json);
+    }
+    delete_group(&call, Some(&app), &segment, query.as_deref())
+        .await
+        .map(Json)
+}
+
+fn scope_of(app: Option<&str>) -> Scope {
+    if app.is_some() {
+        Scope::App
+    } else {
+        Scope::Global
+    }
+}
+
+fn find_group(
+    call: &Call<'_>,
+    app: Option<&str>,
+    name: &str,
+    action: &str,
+) -> Result<&'static catalogue::SettingGroup, ApiError> {
+    catalogue::group(scope_of(app), name).ok_or_else(|| {
+        let target = Some(resource(app, name));
+        call.refuse(
+            action,
+            target,
+            not_found(format!("unknown settings endpoint {name:?}")),
+        )
+    })
+}
+
+async fn put_group(
+    call: &Call<'_>,
+    app: Option<&str>,
+    name: &str,
+    body: &Bytes,
+) -> Result<ResolvedMap, ApiError> {
+    let group = find_group(call, app, name, "setting.update")?;
+    let target = Some(resource(app, group.name));
+    let grant = call.require(&group.permission(), "setting.update", target.clone())?;
+    let values = parse_json(body)
+        .and_then(object)
+        .and_then(|body| group_update(group, body).map_err(bad_request))
+        .map_err(|e| call.refuse("setting.update", target, e))?;
+    write(call, app, values, &grant, group.keys).await
+}
+
+async fn delete_group(
+    call: &Call<'_>,
+    app: Option<&str>,
+    name: &str,
+    query: Option<&str>,
+) -> Result<ResolvedMap, ApiError> {
+    let group = find_group(call, app, name, "setting.delete")?;
+    let target = Some(resource(app, group.name));
+    let grant = call.require(&group.permission(), "setting.delete", target.clone())?;
+    let defs = group_delete(group, &query_keys(query))
+        .map_err(|e| call.refuse("setting.delete", target, bad_request(e)))?;
+    delete(call, app, defs, &grant).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::Router;
+    use http_body_util::BodyExt as _;
+    use rack_gateway_core::audit::{ChainKey, Keyring};
+    use rack_gateway_core::identity::{
+        ApiTokenSecret, IdentityResolver, NewApiToken, NewUser, ResolverConfig,
+    };
+    use rack_gateway_core::rbac::Role;
+    use rack_gateway_core::redact::SecretRules;
+    use rack_gateway_core::settings::EnvOverrides;
+    use rack_gateway_core::store::{AuditFilter, AuditStore, EmbeddedStore, Store};
+    use rack_gateway_layers::audit::{AuditWriter, WriterConfig};
+    use rack_gateway_layers::forward::{OriginPolicy, RackForward, RackTarget, RackTls};
+    use rack_gateway_layers::redact::EnvPolicy as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::settings::SettingsCache;
+
+    struct Fixture {
+        router: Router,
+        store: Arc<dyn Store>,
+        settings: Arc<SettingsCache>,
+        admin: String,
+        viewer: String,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn token(store: &Arc<dyn Store>, email: &str, name: &str, role: Role) -> String {
+        let user = store
+            .ensure_user(&NewUser {
+                email: email.into(),
+                name: name.into(),
+                roles: vec![role],
+            })
+            .await
+            .unwrap();
+        let secret = ApiTokenSecret::generate();
+        store
+            .insert_token(&NewApiToken {
+                name: name.into(),
+                hash: secret.hash(),
+                owner_id: Some(user.id),
+                permissions: role.permissions().iter().map(|p| (*p).to_owned()).collect(),
+                role: Some(role.name().into()),
+                created_by: Some("test".into()),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        secret.expose().to_owned()
+    }
+
+    async fn fixture(env: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        store.migrate().await.unwrap();
+        let admin = token(&store, "admin@example.com", "admin-token", Role::Admin).await;
+        let viewer = token(&store, "viewer@example.com", "viewer-token", Role::Viewer).await;
+        let resolver = IdentityResolver::start(Arc::clone(&store), ResolverConfig::default())
+            .await
+            .unwrap();
+        let key = ChainKey::new(b"a-test-audit-key-of-32-bytes-or-more!");
+        let audit_store: Arc<dyn AuditStore> = store.clone();
+        let (writer, _task) = AuditWriter::spawn(audit_store, key.clone(), WriterConfig::default());
+        let env = Arc::new(EnvOverrides::from_vars(env.iter().copied()).unwrap());
+        let settings = SettingsCache::start(Arc::clone(&store), env).await.unwrap();
+        let rack = RackForward::new(
+            RackTarget {
+                base: "http://127.0.0.1:9".parse().unwrap(),
+                username: "convox".into(),
+                token: "rack".into(),
+                tls: RackTls::Insecure,
+                connect_timeout: Duration::from_secs(1),
+                header_timeout: Duration::from_secs(1),
+            },
+            OriginPolicy::default(),
+        )
+        .unwrap();
+        let state = ApiState {
+            store: Arc::clone(&store),
+            resolver,
+            writer,
+            keyring: Keyring::new(key, Vec::new()),
+            anchors: None,
+            rack,
+            secrets: SecretRules::new(Vec::<String>::new()),
+            env_policy: settings.clone(),
+            settings: Arc::clone(&settings),
+        };
+        Fixture {
+            router: super::super::router(state),
+            store,
+            settings,
+            admin,
+            viewer,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        async fn call(
+            &self,
+            method: &str,
+            uri: &str,
+            token: Option<&str>,
+            body: &str,
+        ) -> (StatusCode, Value) {
+            let mut request = Request::builder().method(method).uri(uri);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = request.body(Body::from(body.to_owned())).unwrap();
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, value)
+        }
+
+        /// Waits for the audit record of `action` on `resource` (records are queued).
+        /// Waits until a record of `action` on `resource` with `decision` is stored; returns all
+        /// records of that action and resource (they are queued, so they land asynchronously).
+        async fn audited(
+            &self,
+            action: &str,
+            resource: &str,
+            decision: AuditDecision,
+        ) -> Vec<AuditEvent> {
+            let filter = AuditFilter {
+                action: Some(action.into()),
+                ..AuditFilter::default()
+            };
+            for _ in 0..100 {
+                let found: Vec<AuditEvent> = self
+                    .store
+                    .audit_query(&filter, 100)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.event)
+                    .filter(|e| e.resource.as_deref() == Some(resource))
+                    .collect();
+                if found.iter().any(|e| e.decision == decision) {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("no {decision} {action} record for {resource}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_admins_change_allow_destructive_actions() {
+        let f = fixture(&[]).await;
+        let mut policy = f.settings.policy();
+        let path = "/api/v1/settings/allow-destructive-actions";
+        let body = r#"{"allow_destructive_actions": true}"#;
+
+        let (status, _) = f.call("GET", "/api/v1/settings", None, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, all) = f.call("GET", "/api/v1/settings", Some(&f.viewer), "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            all["allow_destructive_actions"],
+            json!({"value": false, "source": "default",
+                   "env_var": "RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS"})
+        );
+        assert_eq!(all.as_object().unwrap().len(), catalogue::GLOBAL.len());
+
+        let (status, error) = f.call("PUT", path, Some(&f.viewer), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
+        assert!(error["error"]
+            .as_str()
+            .unwrap()
+            .contains("gateway:setting_group:allow_destructive_actions"));
+        let (status, _) = f.call("DELETE", path, Some(&f.viewer), "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!f.settings.current().allow_destructive_actions());
+        let denied = f
+            .audited(
+                "setting.update",
+                "allow_destructive_actions",
+                AuditDecision::Deny,
+            )
+            .await;
+        assert_eq!(denied[0].decision, AuditDecision::Deny);
+        assert_eq!(denied[0].http_status, 403);
+
+        let (status, group) = f.call("PUT", path, Some(&f.admin), body).await;
+        assert_eq!(status, StatusCode::OK, "{group}");
+        assert_eq!(group["allow_destructive_actions"]["value"], json!(true));
+        assert_eq!(group["allow_destructive_actions"]["source"], json!("db"));
+        // This instance applies it at once: the policy channel of the proxy moved.
+        assert!(f.settings.current().allow_destructive_actions());
+        assert!(policy.has_changed().unwrap());
+        assert!(policy.borrow_and_update().allow_destructive_actions);
+        let stored = f.store.list_settings().await.unwrap();
+        assert_eq!(stored[0].updated_by.as_deref(), Some("admin-token"));
+
+        let records = f
+            .audited(
+                "setting.update",
+                "allow_destructive_actions",
+                AuditDecision::Allow,
+            )
+            .await;
+        let allowed = records
+            .iter()
+            .find(|e| e.decision == AuditDecision::Allow)
+            .expect("an allowed update record");
+        let details: Value = serde_json::from_str(&allowed.details).unwrap();
+        assert_eq!(details["old"]["value"], json!(false));
+        assert_eq!(details["old"]["source"], json!("default"));
+        assert_eq!(details["new"]["value"], json!(true));
+        assert_eq!(allowed.actor_email, "admin@example.com");
+
+        let (status, reverted) = f.call("DELETE", path, Some(&f.admin), "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            reverted["allow_destructive_actions"]["source"],
+            json!("default")
+        );
+        assert!(!policy.borrow().allow_destructive_actions);
+        f.audited(
+            "setting.delete",
+            "allow_destructive_actions",
+            AuditDecision::Allow,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_bodies_are_400_and_unknown_endpoints_404() {
+        let f = fixture(&[("RGW_SETTING_SESSION_TIMEOUT_MINUTES", "42")]).await;
+        let admin = Some(f.admin.as_str());
+        for (path, body, needle) in [
+            (
+                "/api/v1/settings/allow-destructive-actions",
+                r#"{"allow_destructive_actions": "yes"}"#,
+                "expected bool",
+            ),
+            (
+                "/api/v1/settings/allow-destructive-actions",
+                r#"{"session_timeout_minutes": 10}"#,
+                "not managed by this endpoint",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                r#"{"session_timeout_minutes": 0}"#,
+                "outside",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                r#"{"nope": 1}"#,
+                "unknown setting",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                "{}",
+                "no settings",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                "[1]",
+                "JSON object",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                "{",
+                "not valid JSON",
+            ),
+            (
+                "/api/v1/settings/session-configuration",
+                "",
+                "body is required",
+            ),
+            (
+                "/api/v1/apps/web/settings/protected-env-vars",
+                r#""DB_URL""#,
+                "list of strings",
+            ),
+            (
+                "/api/v1/apps/web/settings/service-image-patterns",
+                r#"{"web": 1}"#,
+                "string",
+            ),
+            (
+                "/api/v1/apps/web/settings/vcs-ci-deploy",
+                r#"{"protected_env_vars": []}"#,
+                "not managed by this endpoint",
+            ),
+            (
+                "/api/v1/apps/web/settings/vcs-ci-deploy",
+                r#"{"vcs_repo": "nope"}"#,
+                "owner/repo",
+            ),
+            (
+                "/api/v1/apps/Web_App/settings/secret-env-vars",
+                "[]",
+                "invalid app name",
+            ),
+        ] {
+            let (status, error) = f.call("PUT", path, admin, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {error}");
+            let message = error["error"].as_str().unwrap();
+            assert!(message.contains(needle), "{path} {body}: {message}");
+        }
+        let (status, _) = f
+            .call(
+                "DELETE",
+                "/api/v1/settings/session-configuration?key=mfa_require_all_users",
+                admin,
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        for path in [
+            "/api/v1/settings/rack-tls-cert",
+            "/api/v1/apps/web/settings/vcs-repo",
+        ] {
+            let (status, _) = f.call("PUT", path, admin, "{}").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+        assert!(f.store.list_settings().await.unwrap().is_empty());
+
+        // The environment override shows with its source; a DB row beats it; deleting the row
+        // returns to it.
+        let (_, all) = f.call("GET", "/api/v1/settings", admin, "").await;
+        assert_eq!(all["session_timeout_minutes"]["value"], json!(42));
+        assert_eq!(all["session_timeout_minutes"]["source"], json!("env"));
+        let path = "/api/v1/settings/session-configuration";
+        let (status, group) = f
+            .call("PUT", path, admin, r#"{"session_timeout_minutes": 7}"#)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(group["session_timeout_minutes"]["source"], json!("db"));
+        let (status, reverted) = f
+            .call(
+                "DELETE",
+                &format!("{path}?key=session_timeout_minutes"),
+                admin,
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(reverted["session_timeout_minutes"]["value"], json!(42));
+        assert_eq!(reverted["session_timeout_minutes"]["source"], json!("env"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn app_protected_env_vars_round_trip() {
+        let f = fixture(&[]).await;
+        let admin = Some(f.admin.as_str());
+        let path = "/api/v1/apps/my-app/settings/protected-env-vars";
+
+        let (status, _) = f.call("PUT", path, Some(&f.viewer), r#"["PORT"]"#).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, one) = f
+            .call(
+                "PUT",
+                path,
+                admin,
+                r#"["database_url", "DATABASE_URL", " port "]"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(
+            one,
+            json!({"protected_env_vars": {"value": ["DATABASE_URL", "PORT"], "source": "db",
+                   "env_var": "RGW_APP_MY_APP_SETTING_PROTECTED_ENV_VARS"}})
+        );
+        // The proxy's env policy sees it at once.
+        assert_eq!(
+            f.settings.protected_keys("my-app"),
+            ["DATABASE_URL", "PORT"]
+        );
+        assert!(f.settings.protected_keys("other-app").is_empty());
+
+        let (status, all) = f
+            .call("GET", "/api/v1/apps/my-app/settings", Some(&f.viewer), "")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            all["protected_env_vars"]["value"],
+            json!(["DATABASE_URL", "PORT"])
+        );
+        assert_eq!(all["vcs_provider"]["source"], json!("global_default"));
+        assert_eq!(all["vcs_provider"]["value"], json!("github"));
+        assert_eq!(all.as_object().unwrap().len(), catalogue::APP.len());
+
+        let records = f
+            .audited(
+                "setting.update",
+                "my-app/protected_env_vars",
+                AuditDecision::Allow,
+            )
+            .await;
+        let allowed = records
+            .iter()
+            .find(|e| e.decision == AuditDecision::Allow)
+            .expect("an allowed update record");
+        let details: Value = serde_json::from_str(&allowed.details).unwrap();
+        assert_eq!(details["old"]["value"], json!([]));
+        assert_eq!(details["new"]["value"], json!(["DATABASE_URL", "PORT"]));
+
+        let (status, secrets) = f
+            .call(
+                "PUT",
+                "/api/v1/apps/my-app/settings/secret-env-vars",
+                admin,
+                r#"["license"]"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{secrets}");
+        assert_eq!(f.settings.secret_keys("my-app"), ["LICENSE"]);
+
+        let (status, group) = f
+            .call(
+                "PUT",
+                "/api/v1/apps/my-app/settings/vcs-ci-deploy",
+                admin,
+                r#"{"vcs_repo": "acme/my-app", "verify_git_commit_mode": "branch"}"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{group}");
+        assert_eq!(group["vcs_repo"]["value"], json!("acme/my-app"));
+        assert_eq!(group["default_branch"]["source"], json!("default"));
+        assert_eq!(
+            group.as_object().unwrap().len(),
+            catalogue::group(Scope::App, "vcs_ci_deploy")
+                .unwrap()
+                .keys
+                .len()
+        );
+
+        let (status, deleted) = f.call("DELETE", path, admin, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(deleted["protected_env_vars"]["value"], json!([]));
+        assert_eq!(deleted["protected_env_vars"]["source"], json!("default"));
+        assert!(f.settings.protected_keys("my-app").is_empty());
+        f.audited(
+            "setting.delete",
+            "my-app/protected_env_vars",
+            AuditDecision::Allow,
+        )
+        .await;
+    }
+
+    #[test]
+    fn keys_come_from_repeated_query_parameters() {
+        assert_eq!(query_keys(Some("key=a&key=b&other=c&key=")), ["a", "b"]);
+        assert!(query_keys(None).is_empty());
+    }
+
+    #[test]
+    fn resources_name_the_app_and_key() {
+        assert_eq!(
+            resource(Some("web"), "protected_env_vars"),
+            "web/protected_env_vars"
+        );
+        assert_eq!(
+            resource(None, "allow_destructive_actions"),
+            "allow_destructive_actions"
+        );
+    }
+}
