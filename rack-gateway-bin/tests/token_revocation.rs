@@ -3,73 +3,18 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use common::deploy::{fresh_database, gateway_env, start_gateway, start_mock_rack};
 use common::http::get;
-use common::process::{last_word, run_command, Running};
+use common::process::run_command;
 use http::StatusCode;
 use tokio::time::Instant;
-
-/// A fresh database on the server of DATABASE_URL (set by scripts/test).
-async fn fresh_database() -> String {
-    let server = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL is not set: run scripts/test, which starts a throwaway PostgreSQL");
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    let name = format!("rgw_e2e_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = server.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
-}
-
-fn gateway_env(database_url: &str, rack: &str) -> HashMap<String, String> {
-    [
-        ("DATABASE_URL", database_url),
-        ("DOMAIN", "gateway.test"),
-        (
-            "APP_SECRET_KEY",
-            "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M=",
-        ),
-        ("AUDIT_HMAC_SECRET", "an-audit-secret-for-tests-0123456789"),
-        ("RACK_HOST", rack),
-        ("RACK_TOKEN", "rack-secret-for-tests"),
-        ("BIND", "127.0.0.1"),
-        ("PORT", "0"),
-        ("LOG_FORMAT", "json"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-async fn start_gateway(env: &HashMap<String, String>) -> (Running, String) {
-    let mut process = Running::start(&["serve"], env);
-    let line = process.wait_for_line("rack-gateway serving").await;
-    let log: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-    let address = log["address"].as_str().expect("address field").to_owned();
-    (process, format!("http://{address}"))
-}
 
 #[tokio::test]
 async fn revocation_reaches_every_gateway_within_a_second() {
     let database_url = fresh_database().await;
-    let mut rack = Running::start(
-        &[
-            "mock-rack",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            "rack-secret-for-tests",
-        ],
-        &HashMap::new(),
-    );
-    let rack_url = last_word(&rack.wait_for_line("mock rack listening on").await);
+    let (_rack, rack_url) = start_mock_rack().await;
     let env = gateway_env(&database_url, &rack_url);
     let (_first, first_url) = start_gateway(&env).await;
     let (_second, second_url) = start_gateway(&env).await;
