@@ -64,6 +64,9 @@ done
 
 # --- a token and the gateway --------------------------------------------------------------
 export RGW_DATA_DIR="$work/data"
+# One audit key for the operator command and the gateway, so the chain verifies.
+AUDIT_HMAC_SECRET="$(head -c 32 /dev/urandom | base64)"
+export AUDIT_HMAC_SECRET
 gateway_token="$("$bin" token create --name bench --role viewer 2>"$work/token.err" | grep '^rgw_' | tail -n 1)" \
     || die "token create failed: $(cat "$work/token.err")"
 [ -n "$gateway_token" ] || die "token create printed no token"
@@ -79,7 +82,6 @@ gateway_url="http://127.0.0.1:$port"
 
 DOMAIN=localhost BIND=127.0.0.1 PORT="$port" \
     APP_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
-    AUDIT_HMAC_SECRET="$(head -c 32 /dev/urandom | base64)" \
     RACK_HOST="$rack_url" RACK_TOKEN="$rack_token" \
     LOG_FORMAT=json RUST_LOG=warn \
     "$bin" serve >"$work/serve.out" 2>"$work/serve.err" &

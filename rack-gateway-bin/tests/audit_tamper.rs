@@ -347,6 +347,14 @@ async fn an_edited_column_is_caught_at_its_seq() {
         .await;
     let problem = verify(&chain.env()).await.assert_tampered_at(17);
     assert!(problem.contains("MAC does not match"), "{problem}");
+
+    // A value the gateway could never have written is tampering too, not "cannot verify".
+    let chain = intact_chain().await;
+    chain
+        .tamper("UPDATE audit_events SET phase = 'bogus' WHERE seq = 29")
+        .await;
+    let problem = verify(&chain.env()).await.assert_tampered_at(29);
+    assert!(problem.contains("cannot be read back"), "{problem}");
 }
 
 #[tokio::test]

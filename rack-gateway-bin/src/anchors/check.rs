@@ -97,6 +97,21 @@ pub enum AnchorProblem {
     },
 }
 
+impl AnchorProblem {
+    /// The object key of the anchor concerned.
+    pub fn key(&self) -> &str {
+        match self {
+            AnchorProblem::Missing { key }
+            | AnchorProblem::Malformed { key, .. }
+            | AnchorProblem::BodyMismatch { key, .. }
+            | AnchorProblem::Overwritten { key, .. }
+            | AnchorProblem::WrongChain { key, .. }
+            | AnchorProblem::BrokenLink { key, .. }
+            | AnchorProblem::NotIncreasing { key, .. } => key,
+        }
+    }
+}
+
 /// The result of [`check_anchors`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AnchorCheck {

@@ -44,6 +44,27 @@ pub struct VerifyReport {
     pub problem: Option<String>,
 }
 
+/// Narrows down the first row at or after `from` that does not decode, by halving the range.
+async fn first_unreadable(
+    store: &dyn AuditStore,
+    from: u64,
+    len: usize,
+) -> Result<u64, VerifyError> {
+    let (mut lo, mut n) = (from, len);
+    while n > 1 {
+        let half = n / 2;
+        match store.audit_range(lo, half).await {
+            Err(StoreError::Corrupt(_)) => n = half,
+            Ok(rows) => {
+                lo = rows.last().map_or(lo + half as u64, |r| r.seq + 1);
+                n -= rows.len().clamp(1, n - 1);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(lo)
+}
+
 /// The seq in an anchor object key (`…/<seq:020>.json`).
 fn seq_of_key(key: &str) -> u64 {
     key.rsplit('/')
@@ -68,19 +89,13 @@ pub async fn verify_chain(
     claims.sort_by_key(|c| c.seq);
     let mut next_claim = 0;
     // Tampering with the anchors themselves (a missing, rewritten or unlinked object).
-    let mut tamper: Option<Tamper> = anchors.and_then(|a| a.problems.first()).map(|problem| {
-        let key = match problem {
-            crate::anchors::AnchorProblem::Missing { key }
-            | crate::anchors::AnchorProblem::Malformed { key, .. }
-            | crate::anchors::AnchorProblem::BodyMismatch { key, .. }
-            | crate::anchors::AnchorProblem::Overwritten { key, .. } => key.as_str(),
-            _ => "",
-        };
-        Tamper {
-            seq: seq_of_key(key),
-            problem: problem.to_string(),
-        }
-    });
+    let mut tamper: Option<Tamper> =
+        anchors
+            .and_then(|a| a.problems.first())
+            .map(|problem| Tamper {
+                seq: seq_of_key(problem.key()),
+                problem: problem.to_string(),
+            });
     // A claim at or before the start can only be checked against the checkpoint itself.
     while next_claim < claims.len() && claims[next_claim].seq <= start.seq {
         let claim = claims[next_claim];
@@ -107,7 +122,19 @@ pub async fn verify_chain(
             .buffered(PREFETCH);
         let mut expected = base;
         while let Some(rows) = pages.next().await {
-            let rows = rows?;
+            let rows = match rows {
+                Ok(rows) => rows,
+                // A row that no longer decodes was edited outside the gateway: tampering.
+                Err(StoreError::Corrupt(what)) => {
+                    let seq = first_unreadable(store, expected, PAGE).await?;
+                    tamper = Some(Tamper {
+                        seq,
+                        problem: format!("row cannot be read back as recorded ({what})"),
+                    });
+                    break 'pages;
+                }
+                Err(error) => return Err(error.into()),
+            };
             let Some(last) = rows.last() else {
                 break 'pages;
             };

@@ -18,7 +18,7 @@ pub async fn run(env: &Env, command: AuditCommand) -> Result<(), Failure> {
             // Exit 2 when verification cannot run: store unreachable, anchors unreadable.
             let cannot = |what: String| Failure::Usage(format!("cannot verify: {what}"));
             let store = store_config
-                .open()
+                .open_existing()
                 .await
                 .map_err(|e| cannot(e.to_string()))?;
             let anchors = crate::anchors::claims_for_verify(env, store.as_ref())
@@ -72,7 +72,7 @@ pub async fn run(env: &Env, command: AuditCommand) -> Result<(), Failure> {
                 .map(parse_time)
                 .transpose()
                 .map_err(Failure::Usage)?;
-            let store = store_config.open().await?;
+            let store = store_config.open_existing().await?;
             let mut stdout = tokio::io::stdout();
             let mut chunks = std::pin::pin!(export(store, since, until, format));
             while let Some(chunk) = chunks.next().await {

@@ -5,13 +5,35 @@ use chrono::{Duration, Utc};
 use rack_gateway_core::identity::{ApiTokenSecret, NewApiToken};
 use rack_gateway_core::rbac::{Permission, Role};
 
+use crate::audit::record_operator_action;
 use crate::cli::TokenCommand;
-use crate::config::{Env, StoreConfig};
+use crate::config::{AuditKeys, Env, StoreConfig};
 use crate::failure::Failure;
 
 /// Runs a token subcommand against the configured store.
 pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
-    let store = StoreConfig::from_env(env)?.open().await?;
+    let store_config = StoreConfig::from_env(env)?;
+    // Changes are recorded in the audit chain: without its key, refuse before changing anything.
+    let keys = match &command {
+        TokenCommand::List { .. } => None,
+        _ => Some(AuditKeys::from_env(env, &store_config)?),
+    };
+    let store = store_config.open().await?;
+    let record = |action: &'static str, resource: String, reason: String| {
+        let store = std::sync::Arc::clone(&store);
+        let keys = keys.clone();
+        async move {
+            match keys {
+                Some(keys) => {
+                    record_operator_action(store.as_ref(), &keys, action, &resource, &reason)
+                        .await
+                        .map(|_| ())
+                        .context("recording the change in the audit log")
+                }
+                None => Ok(()),
+            }
+        }
+    };
     match command {
         TokenCommand::Create {
             name,
@@ -59,6 +81,8 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
                         .id,
                 ),
             };
+            let role_name = role.clone();
+            let permission_count = permissions.len();
             let secret = ApiTokenSecret::generate();
             store
                 .insert_token(&NewApiToken {
@@ -72,6 +96,14 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
                 })
                 .await
                 .with_context(|| format!("cannot create token {name:?}"))?;
+            let grant =
+                role_name.unwrap_or_else(|| format!("{} explicit permissions", permission_count));
+            record(
+                "token.create",
+                name.trim().to_owned(),
+                format!("token created with {grant}"),
+            )
+            .await?;
             println!("{}", secret.expose());
             Ok(())
         }
@@ -113,6 +145,12 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
         }
         TokenCommand::Revoke { name_or_id } => {
             if store.revoke_token(&name_or_id).await? {
+                record(
+                    "token.revoke",
+                    name_or_id.clone(),
+                    "token revoked".to_owned(),
+                )
+                .await?;
                 println!("revoked token {name_or_id}");
                 Ok(())
             } else {

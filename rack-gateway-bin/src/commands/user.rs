@@ -4,13 +4,35 @@ use anyhow::{anyhow, Context as _};
 use rack_gateway_core::identity::NewUser;
 use rack_gateway_core::rbac::Role;
 
+use crate::audit::record_operator_action;
 use crate::cli::UserCommand;
-use crate::config::{Env, StoreConfig};
+use crate::config::{AuditKeys, Env, StoreConfig};
 use crate::failure::Failure;
 
 /// Runs a user subcommand against the configured store.
 pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
-    let store = StoreConfig::from_env(env)?.open().await?;
+    let store_config = StoreConfig::from_env(env)?;
+    // Changes are recorded in the audit chain: without its key, refuse before changing anything.
+    let keys = match &command {
+        UserCommand::List { .. } => None,
+        _ => Some(AuditKeys::from_env(env, &store_config)?),
+    };
+    let store = store_config.open().await?;
+    let record = |action: &'static str, resource: String, reason: String| {
+        let store = std::sync::Arc::clone(&store);
+        let keys = keys.clone();
+        async move {
+            match keys {
+                Some(keys) => {
+                    record_operator_action(store.as_ref(), &keys, action, &resource, &reason)
+                        .await
+                        .map(|_| ())
+                        .context("recording the change in the audit log")
+                }
+                None => Ok(()),
+            }
+        }
+    };
     match command {
         UserCommand::Add { email, role, name } => {
             let roles = role
@@ -35,6 +57,12 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
                 })
                 .await
                 .with_context(|| format!("cannot add user {email:?}"))?;
+            record(
+                "user.add",
+                user.email.clone(),
+                format!("user added with roles {}", join_roles(&user.roles)),
+            )
+            .await?;
             println!("added user {} ({})", user.email, join_roles(&user.roles));
             Ok(())
         }
@@ -64,6 +92,7 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Lock { email, reason } => {
             if store.set_user_lock(&email, Some(&reason)).await? {
+                record("user.lock", email.clone(), format!("user locked: {reason}")).await?;
                 println!("locked user {email}");
                 Ok(())
             } else {
@@ -72,6 +101,7 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Unlock { email } => {
             if store.set_user_lock(&email, None).await? {
+                record("user.unlock", email.clone(), "user unlocked".to_owned()).await?;
                 println!("unlocked user {email}");
                 Ok(())
             } else {

@@ -41,6 +41,21 @@ impl StoreConfig {
         })
     }
 
+    /// Opens the configured store without changing it (for read-only commands such as verify).
+    pub async fn open_existing(
+        &self,
+    ) -> Result<
+        std::sync::Arc<dyn rack_gateway_core::store::Store>,
+        rack_gateway_core::store::StoreError,
+    > {
+        rack_gateway_core::store::open(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            self.max_connections,
+        )
+        .await
+    }
+
     /// Opens the configured store and applies migrations.
     pub async fn open(
         &self,
