@@ -735,22 +735,27 @@ async fn bad_input_is_a_400_with_a_json_error_never_a_500() {
         );
     }
 
-    // A NUL in a text filter: PostgreSQL text cannot hold it. Never a 500 (today the store's
-    // refusal comes back as 503 "audit store unavailable"; a 400 would be right).
+    // A NUL in a text filter (PostgreSQL text cannot hold one) is refused as bad input.
     let reply = api
         .get("/api/v1/audit-logs?actor=%00", &auditor, "odd-nul")
         .await;
-    assert_ne!(
-        reply.status,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "{}",
-        reply.body
-    );
-    assert!(
-        serde_json::from_str::<Value>(&reply.body).is_ok(),
-        "{}",
-        reply.body
-    );
+    assert_json_error(&reply, "list ?actor=%00");
+
+    // Refused calls leave a record too: every bad list above is an audit.list deny with 400.
+    let rows = exported_when(&env, |rows| {
+        rows.iter().any(|r| r["request_id"] == "odd-nul")
+    })
+    .await;
+    let refused: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["request_id"] == "bad-list" || r["request_id"] == "odd-nul")
+        .collect();
+    assert_eq!(refused.len(), 15, "each refused list call is recorded");
+    for record in refused {
+        assert_eq!(record["action"], "audit.list");
+        assert_eq!(record["decision"], "deny");
+        assert_eq!(record["http_status"], 400);
+    }
 
     // The gateway is still healthy and the chain intact.
     let reply = api

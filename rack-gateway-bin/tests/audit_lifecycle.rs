@@ -113,10 +113,6 @@ async fn sigterm_under_load_drains_the_audit_queue_before_exiting() {
         "shutdown took {shutdown_took:?}"
     );
     let late = answered.iter().filter(|(_, late)| *late).count();
-    eprintln!(
-        "PROBE answered={} late={late} took={shutdown_took:?}",
-        answered.len()
-    );
     assert!(
         answered.len() >= REQUESTS / 10,
         "{} answered",

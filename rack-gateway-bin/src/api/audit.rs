@@ -37,6 +37,21 @@ pub(super) struct AuditQuery {
 
 impl AuditQuery {
     fn filter(&self) -> Result<AuditFilter, ApiError> {
+        let texts = [
+            &self.actor,
+            &self.action,
+            &self.since,
+            &self.until,
+            &self.decision,
+        ];
+        if texts.iter().any(|t| {
+            t.as_deref()
+                .is_some_and(|t| t.contains('\0') || t.len() > 512)
+        }) {
+            return Err(ApiError::bad_request(
+                "filters must be text without NUL, at most 512 bytes",
+            ));
+        }
         let time = |raw: &Option<String>| {
             raw.as_deref()
                 .map(parse_time)
@@ -78,14 +93,16 @@ pub(super) async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&state, PERMISSION, "audit.list")?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let filter = query.filter()?;
+    let fail = |error| caller.audit_failure(&state, "audit.list", "{}".into(), error);
+    let Query(query) = query.map_err(|e| fail(ApiError::bad_request(e.body_text())))?;
+    let fail = |error| caller.audit_failure(&state, "audit.list", query.details(), error);
+    let filter = query.filter().map_err(fail)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let rows: Vec<AuditRecord> = state
         .store
         .audit_query(&filter, limit)
         .await
-        .map_err(|e| ApiError::unavailable("audit store", &e))?;
+        .map_err(|e| fail(ApiError::unavailable("audit store", &e)))?;
     let next_cursor = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
@@ -107,14 +124,16 @@ pub(super) async fn export(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&state, PERMISSION, "audit.export")?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let fail = |error| caller.audit_failure(&state, "audit.export", "{}".into(), error);
+    let Query(query) = query.map_err(|e| fail(ApiError::bad_request(e.body_text())))?;
+    let fail = |error| caller.audit_failure(&state, "audit.export", query.details(), error);
     let format: ExportFormat = query
         .format
         .as_deref()
         .unwrap_or("jsonl")
         .parse()
-        .map_err(ApiError::bad_request)?;
-    let filter = query.filter()?;
+        .map_err(|e| fail(ApiError::bad_request(e)))?;
+    let filter = query.filter().map_err(fail)?;
     caller.audit(
         &state,
         "audit.export",
@@ -148,18 +167,19 @@ pub(super) async fn verify(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require(&state, PERMISSION, "audit.verify")?;
+    let fail = |error| caller.audit_failure(&state, "audit.verify", "{}".into(), error);
     let anchors = match &state.anchors {
         Some(verifier) => Some(
             verifier
                 .check(state.store.as_ref())
                 .await
-                .map_err(|e| ApiError::unavailable("audit anchors", &e))?,
+                .map_err(|e| fail(ApiError::unavailable("audit anchors", &e)))?,
         ),
         None => None,
     };
     let report = verify_chain(state.store.as_ref(), &state.keyring, anchors.as_ref())
         .await
-        .map_err(|e| ApiError::unavailable("audit store", &e))?;
+        .map_err(|e| fail(ApiError::unavailable("audit store", &e)))?;
     let status = if report.intact {
         StatusCode::OK
     } else {

@@ -133,6 +133,31 @@ impl Caller {
         &self.meta.request_id
     }
 
+    /// Records a call that failed after authorization (4xx as deny, 5xx as error) and returns
+    /// the error, so that refused and failed calls leave a record too.
+    pub fn audit_failure(
+        &self,
+        state: &ApiState,
+        action: &str,
+        details: String,
+        error: ApiError,
+    ) -> ApiError {
+        let decision = if error.status.is_server_error() {
+            AuditDecision::Error
+        } else {
+            AuditDecision::Deny
+        };
+        self.audit(
+            state,
+            action,
+            decision,
+            &error.message,
+            error.status.as_u16(),
+            details,
+        );
+        error
+    }
+
     /// Records the call (queued; never dropped).
     pub fn audit(
         &self,

@@ -26,11 +26,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rack_gateway_core::audit::{AuditDecision, AuditEvent, Phase};
+use rack_gateway_core::audit::AuditDecision;
 use rack_gateway_core::identity::Principal;
 use rack_gateway_core::rbac::authorize;
 use rack_gateway_core::redact::{canonical_json, redact_text};
@@ -38,7 +37,6 @@ use rack_gateway_core::settings::{
     catalogue, check_app_name, group_delete, group_update, Resolved, Scope, SettingDef, Settings,
     SettingsError,
 };
-use rack_gateway_layers::audit::PeerAddr;
 use serde_json::{json, Map, Value};
 
 use super::{ApiError, ApiState, Caller};
@@ -46,44 +44,10 @@ use super::{ApiError, ApiState, Caller};
 /// What every settings response holds: key → resolved setting.
 type ResolvedMap = BTreeMap<&'static str, Resolved>;
 
-/// What is recorded about a call besides the principal (the request's own line).
-#[derive(Clone, Debug, Default)]
-pub(super) struct CallInfo {
-    request_id: String,
-    method: String,
-    path: String,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for CallInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
-        Ok(CallInfo {
-            request_id: header("x-request-id").unwrap_or_default(),
-            method: parts.method.as_str().to_owned(),
-            path: parts.uri.path().to_owned(),
-            client_ip: parts
-                .extensions
-                .get::<PeerAddr>()
-                .map(|p| p.0.ip().to_string()),
-            user_agent: header("user-agent"),
-        })
-    }
-}
-
 /// One authenticated call: who, and how to record what happened.
 struct Call<'a> {
     state: &'a ApiState,
     caller: &'a Caller,
-    info: &'a CallInfo,
 }
 
 impl Call<'_> {
@@ -99,27 +63,11 @@ impl Call<'_> {
     ) {
         // Settings are not secrets, but free text goes through the last line of defence anyway.
         let details = redact_text(&canonical_json(details), &[]).into_owned();
-        let mut event = AuditEvent {
-            request_id: self.info.request_id.clone(),
-            actor_kind: rack_gateway_core::audit::ActorKind::Anonymous,
-            actor_email: String::new(),
-            actor_name: String::new(),
-            token_id: None,
-            token_name: None,
-            client_ip: self.info.client_ip.clone(),
-            user_agent: self.info.user_agent.clone(),
-            action: action.to_owned(),
-            phase: Phase::Complete,
-            resource,
-            method: Some(self.info.method.clone()),
-            path: Some(self.info.path.clone()),
-            decision,
-            reason: redact_text(reason, &[]).into_owned(),
-            http_status: status,
-            latency_ms: 0,
-            details,
-        };
-        event.set_actor(Some(&self.caller.principal));
+        let reason = redact_text(reason, &[]);
+        let mut event = self
+            .caller
+            .event(action, decision, &reason, status, details);
+        event.resource = resource;
         let writer = self.state.writer.clone();
         tokio::spawn(async move {
             if let Err(error) = writer.record(event).await {
@@ -356,13 +304,11 @@ fn object(value: Value) -> Result<Map<String, Value>, ApiError> {
 /// `GET /api/v1/settings`: every global setting, resolved.
 pub(super) async fn list_global(
     State(state): State<ApiState>,
-    info: CallInfo,
     caller: Caller,
 ) -> Json<ResolvedMap> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     let all = state.settings.current().global_all();
     call.record(
@@ -380,13 +326,11 @@ pub(super) async fn list_global(
 pub(super) async fn list_app(
     State(state): State<ApiState>,
     Path(app): Path<String>,
-    info: CallInfo,
     caller: Caller,
 ) -> Result<Json<ResolvedMap>, ApiError> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     check_app_name(&app)
         .map_err(|e| call.refuse("setting.list", Some(app.clone()), bad_request(e)))?;
@@ -406,14 +350,12 @@ pub(super) async fn list_app(
 pub(super) async fn put_global_group(
     State(state): State<ApiState>,
     Path(group): Path<String>,
-    info: CallInfo,
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<ResolvedMap>, ApiError> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     put_group(&call, None, &group, &body).await.map(Json)
 }
@@ -423,13 +365,11 @@ pub(super) async fn delete_global_group(
     State(state): State<ApiState>,
     Path(group): Path<String>,
     RawQuery(query): RawQuery,
-    info: CallInfo,
     caller: Caller,
 ) -> Result<Json<ResolvedMap>, ApiError> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     delete_group(&call, None, &group, query.as_deref())
         .await
@@ -440,14 +380,12 @@ pub(super) async fn delete_global_group(
 pub(super) async fn put_app(
     State(state): State<ApiState>,
     Path((app, segment)): Path<(String, String)>,
-    info: CallInfo,
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<ResolvedMap>, ApiError> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     check_app_name(&app)
         .map_err(|e| call.refuse("setting.update", Some(app.clone()), bad_request(e)))?;
@@ -475,13 +413,11 @@ pub(super) async fn delete_app(
     State(state): State<ApiState>,
     Path((app, segment)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    info: CallInfo,
     caller: Caller,
 ) -> Result<Json<ResolvedMap>, ApiError> {
     let call = Call {
         state: &state,
         caller: &caller,
-        info: &info,
     };
     check_app_name(&app)
         .map_err(|e| call.refuse("setting.delete", Some(app.clone()), bad_request(e)))?;
@@ -561,7 +497,7 @@ mod tests {
     use axum::http::Request;
     use axum::Router;
     use http_body_util::BodyExt as _;
-    use rack_gateway_core::audit::{ChainKey, Keyring};
+    use rack_gateway_core::audit::{AuditEvent, ChainKey, Keyring};
     use rack_gateway_core::identity::{
         ApiTokenSecret, IdentityResolver, NewApiToken, NewUser, ResolverConfig,
     };

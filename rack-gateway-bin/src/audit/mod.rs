@@ -7,6 +7,6 @@ mod retention;
 mod verify;
 
 pub use export::{export, parse_time, ExportFormat};
-pub use operator::record_operator_action;
+pub use operator::{record_operator_action, OperatorAudit};
 pub use retention::{prune_once, spawn_retention, RetentionConfig};
 pub use verify::{verify_chain, VerifyError, VerifyReport};

@@ -21,3 +21,29 @@ pub async fn record_operator_action(
         .await?;
     Ok(records.first().map_or(0, |r| r.seq))
 }
+
+/// Records the changes an operator command makes, with the chain key checked up front so that
+/// nothing changes unaudited.
+pub struct OperatorAudit {
+    store: std::sync::Arc<dyn Store>,
+    keys: Option<AuditKeys>,
+}
+
+impl OperatorAudit {
+    /// For a command that changes state when `keys` is `Some`; read-only commands pass `None`.
+    pub fn new(store: std::sync::Arc<dyn Store>, keys: Option<AuditKeys>) -> Self {
+        OperatorAudit { store, keys }
+    }
+
+    /// Appends the record durably.
+    pub async fn record(&self, action: &str, resource: &str, reason: &str) -> anyhow::Result<()> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no audit key to record {action}"))?;
+        record_operator_action(self.store.as_ref(), keys, action, resource, reason)
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("recording the change in the audit log: {e}"))
+    }
+}

@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use rack_gateway_core::identity::{ApiTokenSecret, NewApiToken};
 use rack_gateway_core::rbac::{Permission, Role};
 
-use crate::audit::record_operator_action;
+use crate::audit::OperatorAudit;
 use crate::cli::TokenCommand;
 use crate::config::{AuditKeys, Env, StoreConfig};
 use crate::failure::Failure;
@@ -19,21 +19,7 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
         _ => Some(AuditKeys::from_env(env, &store_config)?),
     };
     let store = store_config.open().await?;
-    let record = |action: &'static str, resource: String, reason: String| {
-        let store = std::sync::Arc::clone(&store);
-        let keys = keys.clone();
-        async move {
-            match keys {
-                Some(keys) => {
-                    record_operator_action(store.as_ref(), &keys, action, &resource, &reason)
-                        .await
-                        .map(|_| ())
-                        .context("recording the change in the audit log")
-                }
-                None => Ok(()),
-            }
-        }
-    };
+    let audit = OperatorAudit::new(std::sync::Arc::clone(&store), keys);
     match command {
         TokenCommand::Create {
             name,
@@ -98,12 +84,13 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
                 .with_context(|| format!("cannot create token {name:?}"))?;
             let grant =
                 role_name.unwrap_or_else(|| format!("{} explicit permissions", permission_count));
-            record(
-                "token.create",
-                name.trim().to_owned(),
-                format!("token created with {grant}"),
-            )
-            .await?;
+            audit
+                .record(
+                    "token.create",
+                    name.trim(),
+                    &format!("token created with {grant}"),
+                )
+                .await?;
             println!("{}", secret.expose());
             Ok(())
         }
@@ -145,12 +132,9 @@ pub async fn run(env: &Env, command: TokenCommand) -> Result<(), Failure> {
         }
         TokenCommand::Revoke { name_or_id } => {
             if store.revoke_token(&name_or_id).await? {
-                record(
-                    "token.revoke",
-                    name_or_id.clone(),
-                    "token revoked".to_owned(),
-                )
-                .await?;
+                audit
+                    .record("token.revoke", &name_or_id, "token revoked")
+                    .await?;
                 println!("revoked token {name_or_id}");
                 Ok(())
             } else {

@@ -4,7 +4,7 @@ use anyhow::{anyhow, Context as _};
 use rack_gateway_core::identity::NewUser;
 use rack_gateway_core::rbac::Role;
 
-use crate::audit::record_operator_action;
+use crate::audit::OperatorAudit;
 use crate::cli::UserCommand;
 use crate::config::{AuditKeys, Env, StoreConfig};
 use crate::failure::Failure;
@@ -18,21 +18,7 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
         _ => Some(AuditKeys::from_env(env, &store_config)?),
     };
     let store = store_config.open().await?;
-    let record = |action: &'static str, resource: String, reason: String| {
-        let store = std::sync::Arc::clone(&store);
-        let keys = keys.clone();
-        async move {
-            match keys {
-                Some(keys) => {
-                    record_operator_action(store.as_ref(), &keys, action, &resource, &reason)
-                        .await
-                        .map(|_| ())
-                        .context("recording the change in the audit log")
-                }
-                None => Ok(()),
-            }
-        }
-    };
+    let audit = OperatorAudit::new(std::sync::Arc::clone(&store), keys);
     match command {
         UserCommand::Add { email, role, name } => {
             let roles = role
@@ -57,12 +43,8 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
                 })
                 .await
                 .with_context(|| format!("cannot add user {email:?}"))?;
-            record(
-                "user.add",
-                user.email.clone(),
-                format!("user added with roles {}", join_roles(&user.roles)),
-            )
-            .await?;
+            let reason = format!("user added with roles {}", join_roles(&user.roles));
+            audit.record("user.add", &user.email, &reason).await?;
             println!("added user {} ({})", user.email, join_roles(&user.roles));
             Ok(())
         }
@@ -92,7 +74,9 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Lock { email, reason } => {
             if store.set_user_lock(&email, Some(&reason)).await? {
-                record("user.lock", email.clone(), format!("user locked: {reason}")).await?;
+                audit
+                    .record("user.lock", &email, &format!("user locked: {reason}"))
+                    .await?;
                 println!("locked user {email}");
                 Ok(())
             } else {
@@ -101,7 +85,7 @@ pub async fn run(env: &Env, command: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Unlock { email } => {
             if store.set_user_lock(&email, None).await? {
-                record("user.unlock", email.clone(), "user unlocked".to_owned()).await?;
+                audit.record("user.unlock", &email, "user unlocked").await?;
                 println!("unlocked user {email}");
                 Ok(())
             } else {

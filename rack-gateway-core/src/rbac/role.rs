@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use serde::{Serialize, Serializer};
 
@@ -25,6 +26,7 @@ pub enum Role {
     Auditor,
 }
 
+/// Read-only Convox access: the viewer role, and the base of ops, deployer and auditor.
 const VIEWER: &[&str] = &[
     "convox:app:list",
     "convox:app:read",
@@ -38,17 +40,8 @@ const VIEWER: &[&str] = &[
     "convox:rack:read",
 ];
 
-const OPS: &[&str] = &[
-    "convox:app:list",
-    "convox:app:read",
-    "convox:process:list",
-    "convox:process:read",
-    "convox:instance:list",
-    "convox:instance:read",
-    "convox:log:read",
-    "convox:build:list",
-    "convox:build:read",
-    "convox:rack:read",
+/// What ops adds to viewer.
+const OPS_ADDS: &[&str] = &[
     "convox:app:restart",
     "convox:process:start",
     "convox:process:exec",
@@ -57,23 +50,8 @@ const OPS: &[&str] = &[
     "convox:env:read",
 ];
 
-const DEPLOYER: &[&str] = &[
-    "convox:app:list",
-    "convox:app:read",
-    "convox:process:list",
-    "convox:process:read",
-    "convox:instance:list",
-    "convox:instance:read",
-    "convox:log:read",
-    "convox:build:list",
-    "convox:build:read",
-    "convox:rack:read",
-    "convox:app:restart",
-    "convox:process:start",
-    "convox:process:exec",
-    "convox:process:terminate",
-    "convox:release:list",
-    "convox:env:read",
+/// What deployer adds to ops.
+const DEPLOYER_ADDS: &[&str] = &[
     "convox:build:create",
     "convox:object:create",
     "convox:release:create",
@@ -85,6 +63,10 @@ const DEPLOYER: &[&str] = &[
     "gateway:deploy_approval_request:read",
 ];
 
+/// What auditor adds to viewer.
+const AUDITOR_ADDS: &[&str] = &["gateway:audit_log:read"];
+
+/// For automation tokens; no parent.
 const CICD: &[&str] = &[
     "convox:app:list",
     "convox:app:read",
@@ -100,19 +82,18 @@ const CICD: &[&str] = &[
 
 const ADMIN: &[&str] = &["convox:*:*", "gateway:*:*"];
 
-const AUDITOR: &[&str] = &[
-    "convox:app:list",
-    "convox:app:read",
-    "convox:process:list",
-    "convox:process:read",
-    "convox:instance:list",
-    "convox:instance:read",
-    "convox:log:read",
-    "convox:build:list",
-    "convox:build:read",
-    "convox:rack:read",
-    "gateway:audit_log:read",
-];
+/// The flattened lists, in the order of [`Role::ALL`], built once from the parts above.
+static FLATTENED: LazyLock<[Vec<&'static str>; 6]> = LazyLock::new(|| {
+    let join = |parts: &[&[&'static str]]| parts.concat();
+    [
+        join(&[VIEWER]),
+        join(&[VIEWER, OPS_ADDS]),
+        join(&[VIEWER, OPS_ADDS, DEPLOYER_ADDS]),
+        join(&[CICD]),
+        join(&[ADMIN]),
+        join(&[VIEWER, AUDITOR_ADDS]),
+    ]
+});
 
 /// Why a role name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,14 +137,8 @@ impl Role {
 
     /// The flattened permission list (admin's is `convox:*:*` and `gateway:*:*`).
     pub fn permissions(self) -> &'static [&'static str] {
-        match self {
-            Role::Viewer => VIEWER,
-            Role::Ops => OPS,
-            Role::Deployer => DEPLOYER,
-            Role::Cicd => CICD,
-            Role::Admin => ADMIN,
-            Role::Auditor => AUDITOR,
-        }
+        // The variants are declared in the order of `Role::ALL`, which FLATTENED follows.
+        &FLATTENED[self as usize]
     }
 
     /// Whether people may hold this role (`cicd` is for tokens only).
@@ -202,6 +177,16 @@ impl Serialize for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flattened_lists_follow_role_all() {
+        for (index, role) in Role::ALL.into_iter().enumerate() {
+            assert_eq!(role as usize, index, "{role}");
+        }
+        assert!(Role::Ops.permissions().contains(&"convox:app:list"));
+        assert!(Role::Deployer.permissions().contains(&"convox:env:read"));
+        assert!(!Role::Viewer.permissions().contains(&"convox:env:read"));
+    }
 
     #[test]
     fn roles_parse_from_their_names() {
