@@ -142,11 +142,15 @@ impl IdentityResolver {
 
     /// The cached principal for a presented API token, if a fresh, unexpired entry exists.
     ///
-    /// This is the allocation-free fast path; on `None` call [`Self::resolve_api_token`].
+    /// The fast path (a hash and a map lookup, no store access); on `None` call
+    /// [`Self::resolve_api_token`].
     pub fn cached_api_token(&self, presented: &str) -> Option<Arc<Principal>> {
-        let secret = ApiTokenSecret::parse(presented)?;
+        if !ApiTokenSecret::is_well_formed(presented) {
+            return None;
+        }
+        let hash = TokenHash::of(presented);
         let cache = self.cache_lock();
-        let hit = cache.get(&secret.hash())?;
+        let hit = cache.get(&hash)?;
         let fresh = hit.fetched.elapsed() < self.config.ttl && !hit.token.is_expired(Utc::now());
         fresh.then(|| Arc::clone(&hit.principal))
     }

@@ -31,12 +31,17 @@ impl ApiTokenSecret {
 
     /// Accepts a presented credential if it has the shape of an API token.
     pub fn parse(presented: &str) -> Option<Self> {
-        let body = presented.strip_prefix(TOKEN_PREFIX)?;
-        let well_formed = body.len() == TOKEN_BODY_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| ApiTokenSecret(presented.to_owned()))
+        Self::is_well_formed(presented).then(|| ApiTokenSecret(presented.to_owned()))
+    }
+
+    /// Whether `presented` has the shape of an API token (checked without allocating).
+    pub fn is_well_formed(presented: &str) -> bool {
+        presented.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
+            body.len() == TOKEN_BODY_LEN
+                && body
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
     }
 
     /// The plaintext, for showing to its owner once.

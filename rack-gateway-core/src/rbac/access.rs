@@ -1,5 +1,6 @@
 //! Whether a permission source grants one permission, and the reason either way.
 
+use super::permission::{covers, is_concrete};
 use super::{Permission, Role};
 
 /// The one permission source a request acts with.
@@ -38,10 +39,10 @@ pub fn authorize(access: &Access<'_>, wanted: &str) -> Result<Grant, Denial> {
             }
         },
         Access::Permissions(held) => {
-            let Ok(wanted_perm) = Permission::parse(wanted) else {
+            if !is_concrete(wanted) {
                 return Err(Denial(format!("{wanted} is not a valid permission")));
-            };
-            match held.iter().find(|p| p.covers(&wanted_perm)) {
+            }
+            match held.iter().find(|p| covers(p.as_str(), wanted)) {
                 Some(p) => Ok(Grant(format!("{wanted} granted by token permission {p}"))),
                 None => Err(Denial(format!(
                     "{wanted} required; not in the token's permissions"

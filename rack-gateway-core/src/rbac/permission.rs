@@ -52,6 +52,23 @@ impl Permission {
     }
 }
 
+/// Whether `text` names one permission exactly: three segments of `[a-z0-9_]`, no `*`.
+/// Checked without allocating, since it runs on every token-authorized request.
+pub(crate) fn is_concrete(text: &str) -> bool {
+    let mut segments = 0;
+    for segment in text.split(':') {
+        segments += 1;
+        let valid = !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return false;
+        }
+    }
+    segments == 3
+}
+
 /// Segment-wise match of a held permission (may contain `*`) against a wanted one.
 pub(crate) fn covers(held: &str, wanted: &str) -> bool {
     let mut held_segments = held.split(':');
@@ -100,6 +117,20 @@ mod tests {
         assert!(!p("convox:app:*").covers(&p("convox:build:list")));
         assert!(!p("gateway:*:*").covers(&p("convox:app:list")));
         assert!(p("convox:app:list").covers(&p("convox:app:list")));
+    }
+
+    #[test]
+    fn concrete_permissions_have_three_plain_segments() {
+        assert!(is_concrete("convox:app:list"));
+        for bad in [
+            "convox:*:list",
+            "convox:app",
+            "convox:app:list:x",
+            "Convox:app:list",
+            "a::b",
+        ] {
+            assert!(!is_concrete(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{AuditFilter, StoreError};
-use crate::audit::{ActorKind, AuditDecision, AuditEvent, Phase};
+use crate::audit::{ActorKind, AuditDecision, AuditEvent, ChainHead, Phase};
 
 /// Every column of `audit_events`, in table order (the order rows are read and written in).
 pub(crate) const AUDIT_COLUMNS: &str = "seq, recorded_at, request_id, actor_kind, actor_email, \
@@ -188,6 +188,22 @@ pub(crate) fn query_sql(
 pub(crate) struct PrunePlan {
     /// The highest seq deleted.
     pub(crate) last_seq: i64,
+}
+
+/// The seq the stored chain must start at (right after the checkpoint), checked against the
+/// oldest stored row: pruning refuses to run on a chain that does not start where it should.
+pub(crate) fn expected_chain_start(
+    checkpoint: Option<ChainHead>,
+    oldest: Option<i64>,
+) -> Result<u64, StoreError> {
+    let expected_first = checkpoint.map_or(1, |c| c.seq.saturating_add(1));
+    let oldest = oldest.map(seq).transpose()?;
+    if oldest != Some(expected_first) {
+        return Err(StoreError::Corrupt(format!(
+            "audit chain starts at seq {oldest:?}, expected {expected_first}: refusing to prune"
+        )));
+    }
+    Ok(expected_first)
 }
 
 /// The longest prefix that may go: rows up to `up_to_seq`, stopping before `first_kept` (the

@@ -243,6 +243,17 @@ where
             "RedactLayer needs AuthorizeLayer outside it",
         ));
     };
+    let action = decision
+        .route
+        .as_ref()
+        .map_or("", |matched| matched.route.action);
+    if !has_env_headers(request.headers())
+        && action != release::ACTION
+        && !ENV_BEARING_ACTIONS.contains(&action)
+    {
+        // Nothing here can carry env: no permission checks, no buffering.
+        return call(inner, request.map(body::boxed)).await;
+    }
     let principal = request
         .extensions()
         .get::<Arc<Principal>>()

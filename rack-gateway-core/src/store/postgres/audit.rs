@@ -390,13 +390,7 @@ impl AuditStore for PostgresStore {
                 checkpoint,
             });
         };
-        let expected_first = checkpoint.map_or(1, |c| c.seq.saturating_add(1));
-        let oldest = oldest.map(codec::seq).transpose()?;
-        if oldest != Some(expected_first) {
-            return Err(StoreError::Corrupt(format!(
-                "audit chain starts at seq {oldest:?}, expected {expected_first}: refusing to prune"
-            )));
-        }
+        let expected_first = codec::expected_chain_start(checkpoint, oldest)?;
         let last = tx
             .query_one(
                 "SELECT mac FROM audit_events WHERE seq = $1",
