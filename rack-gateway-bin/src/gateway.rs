@@ -8,7 +8,8 @@ use rack_gateway_core::identity::{IdentityResolver, NewUser, ResolverConfig};
 use rack_gateway_core::redact::SecretRules;
 use rack_gateway_core::store::{AuditStore, Store};
 use rack_gateway_layers::audit::{AuditConfig, AuditWriter, WriterConfig, WriterTask};
-use rack_gateway_layers::forward::{OriginPolicy, RackForward};
+use rack_gateway_layers::forward::{OriginPolicy, RackForward, RelayTracker};
+use rack_gateway_layers::redact::BufferBudget;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -19,12 +20,15 @@ use crate::server::health::{Health, RackProbe};
 use crate::server::{listen, routes, stack, Dispatch};
 use crate::settings::SettingsCache;
 
+/// How long shutdown waits for websocket relays to close.
+const RELAY_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the audit queue to drain.
 const AUDIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A gateway ready to serve: everything per-request was built here, once.
 pub struct Gateway {
     dispatch: Dispatch,
+    relays: RelayTracker,
     tls: Option<TlsAcceptor>,
     writer_task: WriterTask,
     anchors: Option<crate::anchors::AnchorHandle>,
@@ -104,8 +108,9 @@ impl Gateway {
                 instance_id,
             },
         );
-        // One env policy, the settings, for the proxy and the env API.
+        // One env policy, the settings, and one buffer budget for the proxy and the env API.
         let env_policy: Arc<dyn rack_gateway_layers::redact::EnvPolicy> = settings.clone();
+        let budget = BufferBudget::default();
         let api = ApiState {
             store: Arc::clone(&store),
             resolver: Arc::clone(&resolver),
@@ -116,6 +121,8 @@ impl Gateway {
             secrets: secrets.clone(),
             env_policy: Arc::clone(&env_policy),
             settings,
+            audit: audit.clone(),
+            budget: budget.clone(),
         };
         let health = Health::new(
             Arc::clone(&store),
@@ -123,6 +130,7 @@ impl Gateway {
             writer.clone(),
             anchors.as_ref().map(|a| a.status_receiver()),
         );
+        let relays = forward.relays().clone();
         let dispatch = Dispatch::new(
             stack::proxy_stack(stack::StackParts {
                 resolver,
@@ -132,8 +140,10 @@ impl Gateway {
                 audit,
                 secrets,
                 env_policy,
+                budget,
             }),
-            routes::router(health, api),
+            crate::api::service(api),
+            routes::router(health),
         );
         let tls = match &config.tls {
             None => None,
@@ -141,6 +151,7 @@ impl Gateway {
         };
         Ok(Gateway {
             dispatch,
+            relays,
             tls,
             writer_task,
             anchors,
@@ -156,11 +167,21 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let Gateway {
             dispatch,
+            relays,
             tls,
             writer_task,
             anchors,
         } = self;
         listen::serve(listener, tls, dispatch, shutdown).await?;
+        // Websocket sessions outlive their requests: close them (a close frame to each side)
+        // so that their records are written before the audit queue drains.
+        let still_open = relays.close_all(RELAY_CLOSE_TIMEOUT).await;
+        if still_open > 0 {
+            tracing::error!(
+                still_open,
+                "websocket relays still open after {RELAY_CLOSE_TIMEOUT:?}"
+            );
+        }
         // Every writer handle went with the dispatch service: the task now drains and ends.
         if tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer_task.finished())
             .await

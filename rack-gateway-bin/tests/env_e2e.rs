@@ -765,27 +765,24 @@ async fn no_secret_of_the_rack_reaches_the_logs_or_the_audit_export() {
     masked.insert("NODE_ENV".into(), "staging".into());
     let reply = put_env(&d, &deployer, &id(), &json!({ "set": masked })).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let reply = put_env(
+    // The right value and a wrong one get the same refusal: nothing to learn by guessing.
+    let right = put_env(
         &d,
         &deployer,
         &id(),
         &json!({"set": {"SECRET_KEY": secret}}),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "the same value is no change: {}",
-        reply.body
-    );
-    let reply = put_env(
+    assert_eq!(right.status, StatusCode::FORBIDDEN, "{}", right.body);
+    let wrong = put_env(
         &d,
         &deployer,
         &id(),
         &json!({"set": {"SECRET_KEY": new_secret}}),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert_eq!(right.body, wrong.body);
     for body in [
         format!("{{\"set\": {{\"SECRET_KEY\": \"{secret}\""),
         format!("{{\"set\": {{\"{secret}\": \"x\"}}}}"),
@@ -890,4 +887,254 @@ async fn no_secret_of_the_rack_reaches_the_logs_or_the_audit_export() {
         let hits: Vec<&str> = text.lines().filter(|l| l.contains(secret)).collect();
         assert!(hits.is_empty(), "{secret:?} found in:\n{}", hits.join("\n"));
     }
+}
+
+/// The env text of a map, as the Convox CLI posts it.
+fn env_text(env: &BTreeMap<String, String>) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_release_create_that_is_not_exactly_one_plain_form_never_reaches_the_rack() {
+    let mut d = Deployment::start(&[]).await;
+    let before = d.rack_env().await;
+    check_seed(&before);
+    let releases_before = d.release_count().await;
+    let deployer = d.role("deployer").await;
+    // What a deployer would like to store: every secret and protected value replaced.
+    let mut hostile = before.clone();
+    for value in hostile.values_mut() {
+        *value = "overwritten".into();
+    }
+    let env = env_text(&hostile);
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("env", &env)
+        .finish();
+    let json_body = json!({ "env": env }).to_string();
+    let url = d.proxy(&format!("/apps/{APP}/releases"));
+    // (name, headers, body, expected status)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, StatusCode);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "json",
+            vec![("content-type", "application/json")],
+            json_body.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "text",
+            vec![("content-type", "text/plain")],
+            form.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "none",
+            vec![],
+            form.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "list",
+            vec![(
+                "content-type",
+                "application/x-www-form-urlencoded, application/json",
+            )],
+            form.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "twice",
+            vec![
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("content-type", "application/json"),
+            ],
+            form.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "charset-json",
+            vec![(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=json",
+            )],
+            json_body.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "semicolon",
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            format!("description=x;{form}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad-escape",
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            format!("{form}&x=%zz"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (name, headers, body, status) in &cases {
+        let id = format!("nonform-{name}");
+        let mut all = vec![
+            ("authorization", deployer.as_str()),
+            ("x-request-id", id.as_str()),
+        ];
+        all.extend(headers.iter().copied());
+        let reply = send(Method::POST, &url, &all, Bytes::from(body.clone())).await;
+        assert_eq!(reply.status, *status, "{name}: {}", reply.body);
+    }
+    // The rack saw none of them, and nothing changed there.
+    for (name, ..) in &cases {
+        let lines = d.rack_lines(&format!("nonform-{name}")).await;
+        assert!(lines.is_empty(), "{name} reached the rack: {lines:?}");
+    }
+    assert_eq!(d.rack_env().await, before);
+    assert_eq!(d.release_count().await, releases_before);
+    // Each refusal is on the record, with no per-key change records.
+    let rows = d
+        .audit_when(|rows| {
+            cases
+                .iter()
+                .all(|(name, ..)| !records(rows, &format!("nonform-{name}")).is_empty())
+        })
+        .await;
+    for (name, _, _, status) in &cases {
+        let trail = records(&rows, &format!("nonform-{name}"));
+        assert_eq!(trail.len(), 1, "{name}: {trail:?}");
+        assert_eq!(trail[0]["action"], "release.create");
+        assert_eq!(trail[0]["http_status"], status.as_u16());
+        assert_ne!(trail[0]["decision"], "allow");
+    }
+
+    // The plain form still works, and what the rack stores is what the gateway merged.
+    let mut changed = env_of(
+        &call(
+            Method::GET,
+            &d.env_api(""),
+            &deployer,
+            "nonform-read",
+            None,
+            &[],
+        )
+        .await,
+    );
+    changed.insert("NODE_ENV".into(), "staging".into());
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("env", &env_text(&changed))
+        .finish();
+    let reply = call(
+        Method::POST,
+        &url,
+        &deployer,
+        "nonform-ok",
+        Some(("application/x-www-form-urlencoded; charset=utf-8", form)),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let mut expected = before.clone();
+    expected.insert("NODE_ENV".into(), "staging".into());
+    assert_eq!(d.rack_env().await, expected);
+    // Its per-key record is durable with its intent, before the complete record.
+    let rows = d
+        .audit_when(|rows| {
+            records(rows, "nonform-ok")
+                .iter()
+                .any(|r| r["phase"] == "complete")
+        })
+        .await;
+    let trail = records(&rows, "nonform-ok");
+    let phases: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["phase"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("release.create", "intent"),
+            ("env.set", "intent"),
+            ("release.create", "complete")
+        ],
+        "{trail:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deployer_cannot_tell_a_right_secret_guess_from_a_wrong_one() {
+    let mut d = Deployment::start(&[]).await;
+    let before = d.rack_env().await;
+    check_seed(&before);
+    let releases_before = d.release_count().await;
+    let deployer = d.role("deployer").await;
+    let shown = env_of(
+        &call(
+            Method::GET,
+            &d.env_api(""),
+            &deployer,
+            "guess-read",
+            None,
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(shown["SECRET_KEY"], MASK);
+    let url = d.proxy(&format!("/apps/{APP}/releases"));
+    let mut answers = Vec::new();
+    for (id, guess) in [
+        ("guess-right", before["SECRET_KEY"].as_str()),
+        ("guess-wrong", "not-it"),
+    ] {
+        // Through the proxy, as `convox env set` would send it…
+        let mut posted = shown.clone();
+        posted.insert("SECRET_KEY".into(), guess.to_owned());
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("env", &env_text(&posted))
+            .finish();
+        let proxy = call(
+            Method::POST,
+            &url,
+            &deployer,
+            id,
+            Some(("application/x-www-form-urlencoded", form)),
+            &[],
+        )
+        .await;
+        // …and through the env API.
+        let api = put_env(
+            &d,
+            &deployer,
+            &format!("{id}-api"),
+            &json!({"set": {"SECRET_KEY": guess}}),
+        )
+        .await;
+        answers.push(((proxy.status, proxy.body), (api.status, api.body)));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a right guess answers differently from a wrong one"
+    );
+    assert_eq!(answers[0].0 .0, StatusCode::FORBIDDEN);
+    assert_eq!(answers[0].1 .0, StatusCode::FORBIDDEN);
+    for id in [
+        "guess-right",
+        "guess-wrong",
+        "guess-right-api",
+        "guess-wrong-api",
+    ] {
+        let lines = d.rack_lines(id).await;
+        assert!(
+            lines.iter().all(|l| !l.contains("method=POST")),
+            "{id}: {lines:?}"
+        );
+    }
+    assert_eq!(d.rack_env().await, before);
+    assert_eq!(d.release_count().await, releases_before);
 }

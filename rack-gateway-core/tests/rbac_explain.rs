@@ -56,8 +56,12 @@ fn routes_outside_the_allow_list_are_404_even_for_admin() {
         ("GET", true, "/apps"),
         ("GET", true, "/apps/web/processes"),
         ("GET", true, "/apps/web/builds/B1"),
-        // A websocket upgrade must be a GET (or HTTP/2 CONNECT).
+        // A websocket upgrade must be a GET; CONNECT (HTTP/1.1, or HTTP/2 extended CONNECT,
+        // which the gateway does not accept) never matches, with or without upgrade headers.
         ("POST", true, "/apps/web/processes/p-1/exec"),
+        ("CONNECT", true, "/apps/web/processes/p-1/logs"),
+        ("CONNECT", true, "/apps/web/logs"),
+        ("CONNECT", false, "/apps/web/logs"),
         // Not rewritten: a trailing slash or a missing leading segment just matches nothing.
         ("GET", false, "/apps/"),
         ("GET", false, "/"),
@@ -86,8 +90,8 @@ fn websocket_rows_need_the_upgrade_flag() {
     let socket = as_role(Role::Ops, "GET", true, "/apps/web/processes/p-1/exec");
     assert!(socket.is_allowed(), "{}", socket.reason);
     assert_eq!(socket.route.unwrap().route.method.as_str(), "SOCKET");
-    let h2 = as_role(Role::Ops, "CONNECT", true, "/apps/web/logs");
-    assert!(h2.is_allowed(), "HTTP/2 extended CONNECT: {}", h2.reason);
+    let connect = as_role(Role::Ops, "CONNECT", true, "/apps/web/logs");
+    assert_eq!(connect.outcome, Outcome::NotFound, "{}", connect.reason);
     let plain = as_role(Role::Ops, "GET", false, "/apps/web/processes/p-1/exec");
     assert_eq!(plain.route.unwrap().route.method.as_str(), "GET");
 }

@@ -8,6 +8,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("rack unavailable: {0}")]
 pub struct RackUnavailable(pub String);
 
+/// The caller's request body failed while it was being sent to the rack (malformed chunked
+/// encoding, a connection closed mid-body): the client's fault, answered 400, never 502.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {0}")]
+pub struct ClientBodyError(pub BoxError);
+
 /// The rack did not send response headers in time.
 #[derive(Debug, thiserror::Error)]
 #[error("rack did not answer within {0:?}")]

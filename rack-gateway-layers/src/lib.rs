@@ -20,6 +20,7 @@ pub mod error;
 pub mod forward;
 pub mod redact;
 pub mod rescue;
+pub mod upgrade;
 
 pub use body::Body;
 pub use error::BoxError;

@@ -337,13 +337,8 @@ impl Gateway {
         .expect("forward");
         let (authorize, _policy) = AuthorizeLayer::new(PREFIX, Policy::default());
         let policy = Arc::new(StaticEnvPolicy::new().protected(["DB_HOST"]));
-        let redact = RedactLayer::new(
-            SecretRules::default(),
-            policy,
-            forward.clone(),
-            Some(writer.clone()),
-        )
-        .response_limit(response_limit);
+        let redact = RedactLayer::new(SecretRules::default(), policy, forward.clone())
+            .response_limit(response_limit);
         let stack = ServiceBuilder::new()
             .layer(AuditLayer::new(writer.clone(), AuditConfig::new(PREFIX)))
             .layer(RescueLayer::new())

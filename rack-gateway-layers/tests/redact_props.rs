@@ -172,7 +172,7 @@ fn rack() -> RackForward {
 async fn through_layer(principal: Principal, path: &str, answer: Value) -> Value {
     let (authorize, _policy) = AuthorizeLayer::new(PREFIX, Policy::default());
     let policy = Arc::new(StaticEnvPolicy::new().secrets(["APP_SECRET_ONLY"]));
-    let redact = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack(), None);
+    let redact = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack());
     let upstream = service_fn(move |_request: Request<Body>| {
         let answer = answer.clone();
         async move {

@@ -1,7 +1,7 @@
 //! `GET /api/v1/audit-logs`, `/api/v1/audit-logs/export` and `/api/v1/audit/verify`.
 //!
-//! All need `gateway:audit_log:read`, and every call is recorded (`audit.list`,
-//! `audit.export`, `audit.verify`).
+//! All need `gateway:audit_log:read` (checked by the API's route table), and every call is
+//! recorded (`audit.list`, `audit.export`, `audit.verify`) with its filters in the details.
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rack_gateway_core::audit::{AuditDecision, AuditRecord};
-use rack_gateway_core::redact::canonical_json;
 use rack_gateway_core::store::AuditFilter;
 use serde::Deserialize;
 use serde_json::json;
@@ -17,7 +16,6 @@ use serde_json::json;
 use super::{ApiError, ApiState, Caller};
 use crate::audit::{export as export_stream, parse_time, verify_chain, ExportFormat};
 
-const PERMISSION: &str = "gateway:audit_log:read";
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
@@ -77,12 +75,13 @@ impl AuditQuery {
         })
     }
 
-    fn details(&self) -> String {
-        canonical_json(&json!({
+    /// The filters, for the call's record.
+    fn details(&self) -> serde_json::Value {
+        json!({
             "actor": self.actor, "action": self.action, "decision": self.decision,
             "status": self.status, "since": self.since, "until": self.until,
             "cursor": self.cursor, "format": self.format,
-        }))
+        })
     }
 }
 
@@ -92,28 +91,18 @@ pub(super) async fn list(
     caller: Caller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(&state, PERMISSION, "audit.list")?;
-    let fail = |error| caller.audit_failure(&state, "audit.list", "{}".into(), error);
-    let Query(query) = query.map_err(|e| fail(ApiError::bad_request(e.body_text())))?;
-    let fail = |error| caller.audit_failure(&state, "audit.list", query.details(), error);
-    let filter = query.filter().map_err(fail)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    caller.details(query.details());
+    let filter = query.filter()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let rows: Vec<AuditRecord> = state
         .store
         .audit_query(&filter, limit)
         .await
-        .map_err(|e| fail(ApiError::unavailable("audit store", &e)))?;
+        .map_err(|e| ApiError::unavailable("audit store", &e))?;
     let next_cursor = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
-    caller.audit(
-        &state,
-        "audit.list",
-        AuditDecision::Allow,
-        "gateway:audit_log:read granted",
-        200,
-        query.details(),
-    );
     Ok(Json(json!({"logs": rows, "next_cursor": next_cursor})))
 }
 
@@ -123,25 +112,15 @@ pub(super) async fn export(
     caller: Caller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(&state, PERMISSION, "audit.export")?;
-    let fail = |error| caller.audit_failure(&state, "audit.export", "{}".into(), error);
-    let Query(query) = query.map_err(|e| fail(ApiError::bad_request(e.body_text())))?;
-    let fail = |error| caller.audit_failure(&state, "audit.export", query.details(), error);
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    caller.details(query.details());
     let format: ExportFormat = query
         .format
         .as_deref()
         .unwrap_or("jsonl")
         .parse()
-        .map_err(|e| fail(ApiError::bad_request(e)))?;
-    let filter = query.filter().map_err(fail)?;
-    caller.audit(
-        &state,
-        "audit.export",
-        AuditDecision::Allow,
-        "gateway:audit_log:read granted",
-        200,
-        query.details(),
-    );
+        .map_err(ApiError::bad_request)?;
+    let filter = query.filter()?;
     let (content_type, extension) = match format {
         ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -166,40 +145,26 @@ pub(super) async fn verify(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    caller.require(&state, PERMISSION, "audit.verify")?;
-    let fail = |error| caller.audit_failure(&state, "audit.verify", "{}".into(), error);
     let anchors = match &state.anchors {
         Some(verifier) => Some(
             verifier
                 .check(state.store.as_ref())
                 .await
-                .map_err(|e| fail(ApiError::unavailable("audit anchors", &e)))?,
+                .map_err(|e| ApiError::unavailable("audit anchors", &e))?,
         ),
         None => None,
     };
     let report = verify_chain(state.store.as_ref(), &state.keyring, anchors.as_ref())
         .await
-        .map_err(|e| fail(ApiError::unavailable("audit store", &e)))?;
+        .map_err(|e| ApiError::unavailable("audit store", &e))?;
     let status = if report.intact {
         StatusCode::OK
     } else {
         StatusCode::CONFLICT
     };
-    let reason = if report.intact {
-        "chain intact".to_owned()
-    } else {
-        format!(
-            "tampering found at seq {}",
-            report.first_bad_seq.unwrap_or_default()
-        )
-    };
-    caller.audit(
-        &state,
-        "audit.verify",
-        AuditDecision::Allow,
-        &reason,
-        status.as_u16(),
-        "{}".into(),
-    );
+    caller.details(json!({
+        "intact": report.intact,
+        "first_bad_seq": report.first_bad_seq,
+    }));
     Ok((status, Json(report)).into_response())
 }

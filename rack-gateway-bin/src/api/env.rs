@@ -33,7 +33,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rack_gateway_core::audit::{AuditDecision, Phase};
-use rack_gateway_core::redact::{canonical_json, mask_env_with, EnvMap, Reveal, REDACTED};
+use rack_gateway_core::redact::{canonical_json, mask_env_with, EnvMap, Reveal, MASK, REDACTED};
+use rack_gateway_layers::audit::record_intent;
 use rack_gateway_layers::redact::{
     create_release, fetch_env, is_app_name, merge_env, ChangeKind, EnvAccess, FetchError,
     MergeRules, MergedEnv, RackCall, DEFAULT_FETCH_TIMEOUT, DEFAULT_RESPONSE_LIMIT, ENV_READ,
@@ -55,9 +56,6 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest env key accepted.
 const MAX_KEY_LEN: usize = 256;
 
-/// The audit action of an env update.
-const UPDATE: &str = "env.update";
-
 /// Query of `GET /api/v1/apps/{app}/env`.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ReadQuery {
@@ -73,43 +71,6 @@ pub(super) struct EnvUpdate {
     set: BTreeMap<String, String>,
     #[serde(default)]
     remove: Vec<String>,
-}
-
-/// A refusal that is also recorded as `action` for `resource` (the reason may differ from
-/// what the caller sees: it names the missing permission, never a value).
-fn refuse(
-    caller: &Caller,
-    state: &ApiState,
-    action: &str,
-    resource: Option<&str>,
-    error: ApiError,
-    audit_reason: &str,
-) -> ApiError {
-    let decision = if error.status.is_server_error() {
-        AuditDecision::Error
-    } else {
-        AuditDecision::Deny
-    };
-    let mut event = caller.event(
-        action,
-        decision,
-        audit_reason,
-        error.status.as_u16(),
-        "{}".into(),
-    );
-    event.resource = resource.map(str::to_owned);
-    queue(state, event);
-    error
-}
-
-/// Queues an audit event (never dropped; the queue applies back-pressure).
-fn queue(state: &ApiState, event: rack_gateway_core::audit::AuditEvent) {
-    let writer = state.writer.clone();
-    tokio::spawn(async move {
-        if let Err(error) = writer.record(event).await {
-            tracing::error!(%error, "could not queue the audit record of an env API call");
-        }
-    });
 }
 
 /// The app of the path, if it is a usable app name.
@@ -139,7 +100,7 @@ fn invalid_key(key: &str) -> ApiError {
 }
 
 /// The rack call context of this API call.
-fn rack_call(caller: &Caller, timeout: Duration) -> RackCall {
+fn rack_call(state: &ApiState, caller: &Caller, timeout: Duration) -> RackCall {
     RackCall {
         principal: Some(caller.principal.clone()),
         request_id: HeaderValue::from_str(caller.request_id())
@@ -147,6 +108,7 @@ fn rack_call(caller: &Caller, timeout: Duration) -> RackCall {
             .filter(|v| !v.is_empty()),
         limit: DEFAULT_RESPONSE_LIMIT,
         timeout,
+        budget: Some(state.budget.clone()),
     }
 }
 
@@ -169,35 +131,30 @@ fn no_store(body: Value) -> Response {
         .into_response()
 }
 
-/// Reads the app's current env; a failure is refused and recorded as `action`.
-async fn current_env(
-    state: &ApiState,
-    caller: &Caller,
-    app: &str,
-    action: &str,
-) -> Result<EnvMap, ApiError> {
-    match fetch_env(&state.rack, &rack_call(caller, DEFAULT_FETCH_TIMEOUT), app).await {
+/// Reads the app's current env from the rack.
+async fn current_env(state: &ApiState, caller: &Caller, app: &str) -> Result<EnvMap, ApiError> {
+    let call = rack_call(state, caller, DEFAULT_FETCH_TIMEOUT);
+    match fetch_env(&state.rack, &call, app).await {
         Ok(env) => Ok(env),
-        Err(FetchError::Status(404, _)) => Err(refuse(
-            caller,
-            state,
-            action,
-            Some(app),
-            ApiError::new(StatusCode::NOT_FOUND, format!("app {app} not found")),
-            "the rack does not know the app",
-        )),
+        Err(FetchError::Status(404, _)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("app {app} not found"),
+        )
+        .recorded_as("the rack does not know the app")),
         Err(error) => {
             tracing::warn!(%app, %error, "env API: could not read the current env from the rack");
-            Err(refuse(
-                caller,
-                state,
-                action,
-                Some(app),
-                ApiError::new(StatusCode::BAD_GATEWAY, "failed to fetch env"),
-                &format!("failed to fetch env: {error}"),
-            ))
+            Err(
+                ApiError::new(StatusCode::BAD_GATEWAY, "failed to fetch env")
+                    .recorded_as(format!("failed to fetch env: {error}")),
+            )
         }
     }
+}
+
+/// A 403 with the reference's wording, recorded with the permission that was missing.
+fn denied(message: &str, permission: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+        .recorded_as(format!("{message} ({permission} required)"))
 }
 
 /// `GET /api/v1/apps/{app}/env[?secrets=true][&key=NAME]`.
@@ -207,56 +164,38 @@ pub(super) async fn read(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let bad = |error: ApiError| {
-        refuse(
-            &caller,
-            &state,
-            "env.read",
-            None,
-            error.clone(),
-            &error.message,
-        )
-    };
-    let app = app_of(path).map_err(bad)?;
-    let Query(query) = query.map_err(|e| bad(ApiError::bad_request(e.body_text())))?;
+    let app = app_of(path)?;
+    caller.resource(app.as_str());
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let secrets = match query.secrets.as_deref() {
         None | Some("") | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
-        Some(_) => return Err(bad(ApiError::bad_request("secrets must be true or false"))),
+        Some(_) => return Err(ApiError::bad_request("secrets must be true or false")),
     };
-    if let Some(key) = query.key.as_deref().filter(|key| !is_env_key(key)) {
-        return Err(bad(invalid_key(key)));
+    if secrets {
+        caller.note.set_action("secret.read");
     }
-    let action = if secrets { "secret.read" } else { "env.read" };
+    if let Some(key) = query.key.as_deref().filter(|key| !is_env_key(key)) {
+        return Err(invalid_key(key));
+    }
+    caller.details(json!({"key": query.key, "secrets": secrets}));
 
     let access = EnvAccess::of(&caller.principal.access());
-    let Some(env_grant) = access.env_read.clone() else {
-        return Err(refuse(
-            &caller,
-            &state,
-            action,
-            Some(&app),
-            ApiError::new(StatusCode::FORBIDDEN, ENV_READ_DENIED),
-            &format!("{ENV_READ_DENIED} ({ENV_READ} required)"),
-        ));
+    let Some(env_grant) = access.env_read.as_deref() else {
+        return Err(denied(ENV_READ_DENIED, ENV_READ));
     };
-    let grant = if secrets {
-        let Some(secret_grant) = access.secret_read.clone() else {
-            return Err(refuse(
-                &caller,
-                &state,
-                action,
-                Some(&app),
-                ApiError::new(StatusCode::FORBIDDEN, SECRET_READ_DENIED),
-                &format!("{SECRET_READ_DENIED} ({SECRET_READ} required)"),
-            ));
+    caller.note.set_reason(env_grant);
+    if secrets {
+        let Some(secret_grant) = access.secret_read.as_deref() else {
+            return Err(denied(SECRET_READ_DENIED, SECRET_READ));
         };
-        secret_grant
-    } else {
-        env_grant
-    };
+        caller.note.set_reason(secret_grant);
+        // Secrets leave only once their read is on the record: the audit layer makes the
+        // call's record durable before the answer goes out (503 and withheld otherwise).
+        caller.note.require_durable();
+    }
 
-    let env = current_env(&state, &caller, &app, action).await?;
+    let env = current_env(&state, &caller, &app).await?;
     let reveal = if secrets {
         Reveal::Everything
     } else {
@@ -266,31 +205,12 @@ pub(super) async fn read(
     if let Some(key) = &query.key {
         values.retain(|name, _| name == key);
         if values.is_empty() {
-            return Err(refuse(
-                &caller,
-                &state,
-                action,
-                Some(&app),
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("environment variable {key} is not set"),
-                ),
-                "key not set",
-            ));
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("environment variable {key} is not set"),
+            )
+            .recorded_as("key not set"));
         }
-    }
-    let details = canonical_json(&json!({"key": query.key, "secrets": secrets}));
-    let mut event = caller.event(action, AuditDecision::Allow, &grant, 200, details);
-    event.resource = Some(app);
-    if secrets {
-        // Secrets leave only once their read is on the record.
-        state
-            .writer
-            .record_durable(event)
-            .await
-            .map_err(|error| ApiError::unavailable("audit log", &error))?;
-    } else {
-        queue(&state, event);
     }
     Ok(no_store(json!({ "env": values })))
 }
@@ -302,18 +222,13 @@ pub(super) async fn update(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<EnvUpdate>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let bad = |resource: Option<&str>, error: ApiError, reason: &str| {
-        refuse(&caller, &state, UPDATE, resource, error, reason)
-    };
-    let app = app_of(path).map_err(|e| bad(None, e.clone(), &e.message))?;
+    let app = app_of(path)?;
+    caller.resource(app.as_str());
     let access = EnvAccess::of(&caller.principal.access());
-    if access.env_set.is_none() {
-        return Err(bad(
-            Some(&app),
-            ApiError::new(StatusCode::FORBIDDEN, ENV_SET_DENIED),
-            &format!("{ENV_SET_DENIED} ({ENV_SET} required)"),
-        ));
-    }
+    let Some(grant) = access.env_set.as_deref() else {
+        return Err(denied(ENV_SET_DENIED, ENV_SET));
+    };
+    caller.note.set_reason(grant);
     let update = match body {
         Ok(Json(update)) => update,
         Err(rejection) => {
@@ -330,29 +245,28 @@ pub(super) async fn update(
                 JsonRejection::JsonDataError(_) => "body is not {\"set\": {…}, \"remove\": […]}",
                 _ => "body could not be read",
             };
-            return Err(bad(
-                Some(&app),
-                ApiError::new(status, rejection.body_text()),
-                reason,
-            ));
+            return Err(ApiError::new(status, rejection.body_text()).recorded_as(reason));
         }
     };
-    if let Err(error) = check_update(&update) {
-        return Err(bad(Some(&app), error, "invalid env names or values"));
-    }
+    check_update(&update).map_err(|error| error.recorded_as("invalid env names or values"))?;
 
-    let base = current_env(&state, &caller, &app, UPDATE).await?;
-    let mut posted = base.clone();
+    let base = current_env(&state, &caller, &app).await?;
+    // What the caller did not name keeps its value: posted as the mask (so that an unnamed
+    // secret is kept, never "set to its own value"), then the removals, then the sets, which
+    // go through the same merge as a release create on the proxy.
+    let mut posted = EnvMap::new();
+    for (key, _) in base.iter() {
+        posted
+            .insert(key, MASK)
+            .map_err(|_| ApiError::bad_request(format!("invalid stored key {key}")))?;
+    }
     for key in &update.remove {
         posted.remove(key);
     }
     for (key, value) in &update.set {
         posted.insert(key, value).map_err(|_| {
-            bad(
-                Some(&app),
-                ApiError::bad_request(format!("invalid value for {key}")),
-                "invalid env values",
-            )
+            ApiError::bad_request(format!("invalid value for {key}"))
+                .recorded_as("invalid env values")
         })?;
     }
     let protected = state.env_policy.protected_keys(&app);
@@ -368,66 +282,36 @@ pub(super) async fn update(
         },
     )
     .map_err(|refused| {
-        bad(
-            Some(&app),
-            ApiError::new(refused.status(), refused.to_string()),
-            &refused.audit_reason(),
-        )
+        ApiError::new(refused.status(), refused.to_string()).recorded_as(refused.audit_reason())
     })?;
     let env = sorted(&merged.env);
     let values = shown(&state, &app, &env, Reveal::NonSecrets);
     if merged.changes.is_empty() {
-        let mut event = caller.event(
-            UPDATE,
-            AuditDecision::Allow,
-            access.env_set.as_deref().unwrap_or_default(),
-            200,
-            canonical_json(&json!({"changes": "none"})),
-        );
-        event.resource = Some(app);
-        queue(&state, event);
+        caller.details(json!({"changes": "none"}));
         return Ok(no_store(json!({ "env": values })));
     }
 
-    // The change is on the record before the rack sees it.
+    // The change is on the record (the call's intent and one record per key, durable together)
+    // before the rack sees it.
     let keys: Vec<&str> = merged.changes.iter().map(|c| c.key.as_str()).collect();
-    let mut intent = caller.event(
-        UPDATE,
-        AuditDecision::Allow,
-        access.env_set.as_deref().unwrap_or_default(),
-        0,
-        canonical_json(&json!({"keys": keys})),
-    );
-    intent.phase = Phase::Intent;
-    intent.resource = Some(app.clone());
-    state
-        .writer
-        .record_durable(intent)
+    caller.details(json!({"keys": keys}));
+    add_change_records(&caller, &access, &app, &merged);
+    record_intent(&state.writer, &caller.note)
         .await
         .map_err(|error| ApiError::unavailable("audit log", &error))?;
 
-    let release_id =
-        match create_release(&state.rack, &rack_call(&caller, CREATE_TIMEOUT), &app, &env).await {
-            Ok(id) => id,
-            Err(error) => {
-                tracing::warn!(%app, %error, "env API: could not create a release on the rack");
-                return Err(bad(
-                    Some(&app),
-                    ApiError::new(StatusCode::BAD_GATEWAY, "failed to create release"),
-                    &format!("failed to create release: {error}"),
-                ));
-            }
-        };
-    record_changes(&state, &caller, &access, &app, &merged, &release_id).await;
-    let mut complete = caller.event(
-        UPDATE,
-        AuditDecision::Allow,
-        access.env_set.as_deref().unwrap_or_default(),
-        200,
-        canonical_json(&json!({"keys": keys, "release_id": release_id})),
-    );
-    complete.resource = Some(app);
-    queue(&state, complete);
+    let call = rack_call(&state, &caller, CREATE_TIMEOUT);
+    let release_id = match create_release(&state.rack, &call, &app, &env).await {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::warn!(%app, %error, "env API: could not create a release on the rack");
+            return Err(
+                ApiError::new(StatusCode::BAD_GATEWAY, "failed to create release")
+                    .recorded_as(format!("failed to create release: {error}")),
+            );
+        }
+    };
+    caller.details(json!({"release_id": release_id}));
     Ok(no_store(json!({ "env": values, "release_id": release_id })))
 }
 
@@ -462,21 +346,13 @@ fn sorted(env: &EnvMap) -> EnvMap {
     out
 }
 
-/// One audit event per changed key; values are never recorded, only whether the key had a value
-/// before and has one after.
-async fn record_changes(
-    state: &ApiState,
-    caller: &Caller,
-    access: &EnvAccess,
-    app: &str,
-    merged: &MergedEnv,
-    release_id: &str,
-) {
+/// One record per changed key, to be made durable with the call's intent; values are never
+/// recorded, only whether the key had a value before and has one after.
+fn add_change_records(caller: &Caller, access: &EnvAccess, app: &str, merged: &MergedEnv) {
     for change in &merged.changes {
         let details = json!({
             "old": change.existed.then_some(REDACTED),
             "new": (change.kind == ChangeKind::Set).then_some(REDACTED),
-            "release_id": release_id,
         });
         let grant = if change.secret {
             &access.secret_set
@@ -487,13 +363,11 @@ async fn record_changes(
             change.action(),
             AuditDecision::Allow,
             grant.as_deref().unwrap_or_default(),
-            200,
             canonical_json(&details),
         );
+        event.phase = Phase::Intent;
         event.resource = Some(format!("{app}/{}", change.key));
-        if let Err(error) = state.writer.record(event).await {
-            tracing::error!(%error, %app, key = %change.key, "env change not recorded in the audit log");
-        }
+        caller.note.add_record(event);
     }
 }
 

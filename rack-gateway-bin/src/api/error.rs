@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rack_gateway_layers::body::{one_line, GatewayReason};
 use serde_json::json;
 
 /// A refusal or failure of an API call.
@@ -12,6 +13,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// One-line reason shown to the caller.
     pub message: String,
+    /// What the audit record says, when it should say more than the caller is told (which
+    /// permission was missing); never a value.
+    pub audit_reason: Option<String>,
 }
 
 impl ApiError {
@@ -20,6 +24,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            audit_reason: None,
         }
     }
 
@@ -36,10 +41,19 @@ impl ApiError {
             format!("{what} unavailable; try again shortly"),
         )
     }
+
+    /// The same error, recorded in the audit trail with `reason` instead of the message.
+    pub fn recorded_as(mut self, reason: impl Into<String>) -> Self {
+        self.audit_reason = Some(reason.into());
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        let recorded = one_line(self.audit_reason.as_deref().unwrap_or(&self.message));
+        let mut response = (self.status, Json(json!({"error": self.message}))).into_response();
+        response.extensions_mut().insert(GatewayReason(recorded));
+        response
     }
 }

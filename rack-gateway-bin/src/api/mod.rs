@@ -1,29 +1,45 @@
-//! The admin JSON API under `/api/v1` (audit and app env endpoints now; users, tokens and
-//! settings later).
+//! The admin JSON API under `/api/v1` (audit, settings and app env endpoints now; users and
+//! tokens later).
 //!
-//! Callers authenticate like on the proxy (`Authorization: Bearer <token>` or Basic) and every
-//! endpoint checks its permission with the same RBAC as the proxy. Each call is itself audited.
+//! The API sits behind the same layers as the rack proxy, outermost first: audit (every call
+//! leaves a record, refused, failed or abandoned), rescue, authenticate (`Authorization: Bearer
+//! <token>` or Basic), and authorize against the API's own route table ([`routes`]), which
+//! gives each endpoint its permission and audit action. Refusals are JSON `{"error": reason}`.
+//! Handlers add what only they know (see [`Caller`]).
 
 mod audit;
 mod caller;
 mod env;
 mod error;
+pub mod routes;
 mod settings;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::routing::{get, put};
 use axum::Router;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response};
 use rack_gateway_core::audit::Keyring;
 use rack_gateway_core::identity::IdentityResolver;
+use rack_gateway_core::rbac::Policy;
 use rack_gateway_core::redact::SecretRules;
 use rack_gateway_core::store::Store;
-use rack_gateway_layers::audit::AuditWriter;
+use rack_gateway_layers::audit::{AuditConfig, AuditLayer, AuditWriter};
+use rack_gateway_layers::authn::AuthenticateLayer;
+use rack_gateway_layers::authz::AuthorizeLayer;
+use rack_gateway_layers::body::{self, Body, GatewayReason};
 use rack_gateway_layers::forward::RackForward;
-use rack_gateway_layers::redact::EnvPolicy;
+use rack_gateway_layers::redact::{BufferBudget, EnvPolicy};
+use rack_gateway_layers::rescue::RescueLayer;
+use rack_gateway_layers::BoxError;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
 
 pub use caller::Caller;
 pub use error::ApiError;
+pub use routes::API_PREFIX;
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -46,10 +62,63 @@ pub struct ApiState {
     pub env_policy: Arc<dyn EnvPolicy>,
     /// The settings of this process (reloaded on every change).
     pub settings: Arc<crate::settings::SettingsCache>,
+    /// How calls are described in audit records (trusted proxies, secret names).
+    pub audit: AuditConfig,
+    /// The bound on env bytes buffered, shared with the proxy's redaction layer.
+    pub budget: BufferBudget,
 }
 
-/// The API routes.
-pub fn router(state: ApiState) -> Router {
+/// The API as one service: the layers, then the handlers.
+pub type ApiService<B> = BoxCloneSyncService<Request<B>, Response<Body>, Infallible>;
+
+/// Builds the API service once, at start-up.
+pub fn service<B>(state: ApiState) -> ApiService<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (authorize, _fixed) = AuthorizeLayer::new(API_PREFIX, Policy::default());
+    // API records keep the whole path (`/api/v1/...`), so they are told apart from the proxy's.
+    let audit = AuditLayer::new(
+        state.writer.clone(),
+        state.audit.clone().with_prefix("").without_query(),
+    );
+    let authenticate = AuthenticateLayer::new(Arc::clone(&state.resolver));
+    let handlers = router(state);
+    let service = ServiceBuilder::new()
+        .map_response(json_refusal)
+        .layer(audit)
+        .layer(RescueLayer::new())
+        .layer(authenticate)
+        .layer(authorize.with_table(routes::api_table()))
+        .map_response(|response: Response<axum::body::Body>| response.map(body::boxed))
+        .map_err(|never: Infallible| -> BoxError { match never {} })
+        .service(handlers);
+    BoxCloneSyncService::new(service)
+}
+
+/// Refusals made by the layers are one line of text (what the Convox CLI prints); the JSON
+/// API answers `{"error": reason}` instead, with the same status and headers.
+fn json_refusal(response: Response<Body>) -> Response<Body> {
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    let Some(reason) = GatewayReason::of(&response).filter(|_| is_text) else {
+        return response;
+    };
+    let json = serde_json::json!({ "error": reason }).to_string();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body::full(json))
+}
+
+/// The handlers (behind the layers of [`service`]).
+fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/audit-logs", get(audit::list))
         .route("/api/v1/audit-logs/export", get(audit::export))

@@ -14,28 +14,51 @@ use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
 
+use super::routes::{HEALTH, READY};
+use crate::api::{ApiService, API_PREFIX};
+
 /// Where the Convox API is proxied.
 pub const PROXY_PREFIX: &str = "/api/v1/rack-proxy";
 
 type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// The top-level service: proxy paths to the proxy stack, the rest to the router.
+/// The top-level service: proxy paths to the proxy stack, `/api/v1` to the API stack (both
+/// audited), health and the rest to the router.
 #[derive(Clone)]
 pub struct Dispatch {
     proxy: ProxyService,
+    api: ApiService<Incoming>,
     router: axum::Router,
 }
 
 impl Dispatch {
-    /// Combines the proxy stack and the router.
-    pub fn new(proxy: ProxyService, router: axum::Router) -> Self {
-        Dispatch { proxy, router }
+    /// Combines the proxy stack, the API stack and the router.
+    pub fn new(proxy: ProxyService, api: ApiService<Incoming>, router: axum::Router) -> Self {
+        Dispatch { proxy, api, router }
     }
 }
 
-fn is_proxy_path(path: &str) -> bool {
-    path.strip_prefix(PROXY_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+/// Where a request goes.
+enum Destination {
+    Proxy,
+    Api,
+    Router,
+}
+
+fn destination(path: &str) -> Destination {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if under(PROXY_PREFIX) {
+        Destination::Proxy
+    } else if path == HEALTH || path == READY {
+        Destination::Router
+    } else if under(API_PREFIX) {
+        Destination::Api
+    } else {
+        Destination::Router
+    }
 }
 
 impl Service<Request<Incoming>> for Dispatch {
@@ -52,12 +75,13 @@ impl Service<Request<Incoming>> for Dispatch {
         let request_id = ensure_request_id(&mut request);
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let proxy = is_proxy_path(&path).then(|| self.proxy.clone());
-        let router = self.router.clone();
+        let destination = destination(&path);
+        let (proxy, api, router) = (self.proxy.clone(), self.api.clone(), self.router.clone());
         Box::pin(async move {
-            let mut response = match proxy {
-                Some(proxy) => proxy.oneshot(request).await?,
-                None => {
+            let mut response = match destination {
+                Destination::Proxy => proxy.oneshot(request).await?,
+                Destination::Api => api.oneshot(request).await?,
+                Destination::Router => {
                     let response = router.oneshot(request.map(axum::body::Body::new)).await?;
                     response.map(rack_gateway_layers::body::boxed)
                 }
@@ -105,11 +129,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_prefix_and_below_are_proxied() {
-        assert!(is_proxy_path("/api/v1/rack-proxy"));
-        assert!(is_proxy_path("/api/v1/rack-proxy/apps"));
-        assert!(!is_proxy_path("/api/v1/rack-proxyx/apps"));
-        assert!(!is_proxy_path("/api/v1/health"));
+    fn paths_go_to_the_proxy_the_api_or_the_router() {
+        let proxied = |path| matches!(destination(path), Destination::Proxy);
+        let api = |path| matches!(destination(path), Destination::Api);
+        assert!(proxied("/api/v1/rack-proxy"));
+        assert!(proxied("/api/v1/rack-proxy/apps"));
+        assert!(!proxied("/api/v1/rack-proxyx/apps"));
+        // Everything else under /api/v1 is the (audited) API, unknown paths included.
+        assert!(api("/api/v1/rack-proxyx/apps"));
+        assert!(api("/api/v1/audit-logs"));
+        assert!(api("/api/v1/no-such-thing"));
+        assert!(api("/api/v1/health/other"));
+        assert!(!api("/api/v1/health"));
+        assert!(!api("/api/v1/health/ready"));
+        assert!(!api("/api/v10/x"));
+        assert!(matches!(destination("/"), Destination::Router));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The HTTP server: the proxy stack, the other endpoints, and the listener.
 //!
 //! Requests under `/api/v1/rack-proxy` go through the Tower stack of `rack-gateway-layers`
-//! ([`stack::proxy_stack`]); everything else (health now, the admin API and web UI later) is an
-//! axum router ([`routes::router`]). [`Dispatch`] picks between the two by path, and
+//! ([`stack::proxy_stack`]), the rest of `/api/v1` through the JSON API's stack
+//! ([`crate::api::service`]: the same audit and authentication layers); health (and the web UI
+//! later) is an axum router ([`routes::router`]). [`Dispatch`] picks one by path, and
 //! [`listen::serve`] runs it on a socket with optional TLS and graceful shutdown.
 
 mod dispatch;

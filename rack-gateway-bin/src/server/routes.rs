@@ -6,14 +6,18 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::health::{self, Health};
-use crate::api::ApiState;
 
-/// Health endpoints and the admin API; the web UI joins here.
-pub fn router(health: Health, api: ApiState) -> Router {
+/// The health endpoints (no credential, not audited: load balancers poll them); everything else
+/// outside the proxy and the API is 404 (the web UI joins here).
+pub fn router(health: Health) -> Router {
     Router::new()
-        .route("/api/v1/health", get(health::live))
-        .route("/api/v1/health/ready", get(health::ready))
+        .route(HEALTH, get(health::live))
+        .route(READY, get(health::ready))
         .with_state(health)
-        .merge(crate::api::router(api))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))) })
 }
+
+/// Liveness.
+pub const HEALTH: &str = "/api/v1/health";
+/// Readiness.
+pub const READY: &str = "/api/v1/health/ready";

@@ -1,4 +1,5 @@
 //! The proxy stack: audit → rescue → authenticate → authorize → redact → audit intent → forward.
+//! (The JSON API's stack is [`crate::api::service`].)
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use rack_gateway_layers::audit::{AuditConfig, AuditIntentLayer, AuditLayer, Audi
 use rack_gateway_layers::authn::AuthenticateLayer;
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::forward::RackForward;
-use rack_gateway_layers::redact::{EnvPolicy, RedactLayer};
+use rack_gateway_layers::redact::{BufferBudget, EnvPolicy, RedactLayer};
 use rack_gateway_layers::rescue::RescueLayer;
 use rack_gateway_layers::Body;
 use tokio::sync::watch;
@@ -37,6 +38,8 @@ pub struct StackParts {
     pub secrets: SecretRules,
     /// Per-app protected and secret env names.
     pub env_policy: Arc<dyn EnvPolicy>,
+    /// The bound on env bytes buffered, shared with the env API.
+    pub budget: BufferBudget,
 }
 
 /// Builds the proxy stack once, at start-up. The audit layer is outermost so that refusals
@@ -52,12 +55,10 @@ pub fn proxy_stack(
         .layer(RescueLayer::new())
         .layer(AuthenticateLayer::new(parts.resolver))
         .layer(AuthorizeLayer::with_policy(PROXY_PREFIX, parts.policy))
-        .layer(RedactLayer::new(
-            parts.secrets,
-            parts.env_policy,
-            parts.forward.clone(),
-            Some(parts.writer.clone()),
-        ))
+        .layer(
+            RedactLayer::new(parts.secrets, parts.env_policy, parts.forward.clone())
+                .buffer_budget(parts.budget),
+        )
         .layer(AuditIntentLayer::new(parts.writer))
         .service(parts.forward);
     BoxCloneSyncService::new(service)

@@ -6,3 +6,4 @@ pub mod deploy;
 pub mod http;
 pub mod postgres;
 pub mod process;
+pub mod standin;

@@ -108,7 +108,29 @@ pub fn explain(
     websocket: bool,
     path: &str,
 ) -> Verdict {
-    let matched = match RouteTable::global().classify(method, websocket, path) {
+    explain_in(
+        RouteTable::global(),
+        access,
+        policy,
+        method,
+        websocket,
+        path,
+    )
+}
+
+/// [`explain`] against another route table (the gateway's own JSON API has one).
+///
+/// A row whose permission is empty admits any authenticated caller (its handler checks
+/// whatever else it needs); it is refused only to a caller without a credential.
+pub fn explain_in(
+    table: &RouteTable,
+    access: &Access<'_>,
+    policy: &Policy,
+    method: &str,
+    websocket: bool,
+    path: &str,
+) -> Verdict {
+    let matched = match table.classify(method, websocket, path) {
         Ok(matched) => matched,
         Err(RouteError::BadPath(why)) => {
             return Verdict::refuse(
@@ -136,6 +158,22 @@ pub fn explain(
         }
     };
     let route = matched.route;
+    if route.permission.is_empty() {
+        return match access {
+            Access::None => Verdict::refuse(
+                Outcome::Deny,
+                403,
+                "permission denied: authentication required".to_owned(),
+                Some(matched),
+            ),
+            _ => Verdict {
+                outcome: Outcome::Allow,
+                status: 200,
+                reason: "any authenticated caller".to_owned(),
+                route: Some(matched),
+            },
+        };
+    }
     let grant = match authorize(access, route.permission) {
         Ok(grant) => grant,
         Err(denial) => {

@@ -18,6 +18,6 @@ mod permission;
 mod role;
 
 pub use access::{authorize, Access, Denial, Grant};
-pub use explain::{explain, Outcome, Policy, Verdict, DEPLOY_WITH_APPROVAL};
+pub use explain::{explain, explain_in, Outcome, Policy, Verdict, DEPLOY_WITH_APPROVAL};
 pub use permission::{Permission, PermissionError};
 pub use role::{Role, UnknownRole};

@@ -97,8 +97,11 @@ impl RouteTable {
     /// Finds the first row matching `method` (or SOCKET when `websocket`) and `path`.
     ///
     /// `method` is the HTTP method, case-sensitive (`GET`, `POST`, `PUT`, `DELETE`); a
-    /// websocket upgrade must use `GET` (HTTP/1.1) or `CONNECT` (HTTP/2 extended CONNECT).
-    /// A method named `SOCKET` without the upgrade flag is not a websocket and matches nothing.
+    /// websocket upgrade must use `GET` (HTTP/1.1): `CONNECT` matches nothing, with or without
+    /// the upgrade flag, since the gateway does not accept HTTP/2 extended CONNECT and a plain
+    /// `CONNECT` would make the upstream client tunnel to the rack's authority instead of the
+    /// path. A method named `SOCKET` without the upgrade flag is not a websocket and matches
+    /// nothing.
     /// `path` is checked by [`normalize`] first.
     pub fn classify(
         &self,
@@ -108,7 +111,7 @@ impl RouteTable {
     ) -> Result<RouteMatch, RouteError> {
         let path = normalize(path).map_err(|e| RouteError::BadPath(e.reason()))?;
         let method = match (websocket, method) {
-            (true, "GET" | "CONNECT") => RouteMethod::Socket,
+            (true, "GET") => RouteMethod::Socket,
             (true, _) => return Err(RouteError::NotFound),
             (false, "GET") => RouteMethod::Get,
             (false, "POST") => RouteMethod::Post,

@@ -2,7 +2,7 @@
 
 use rack_gateway_core::audit::{ActorKind, AuditDecision, AuditEvent, Phase};
 use rack_gateway_core::rbac::Outcome as RbacOutcome;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::note::{Facts, IntentState};
 use crate::forward::RelayStats;
@@ -12,20 +12,28 @@ use crate::forward::RelayStats;
 pub(crate) struct Ending {
     pub(crate) status: u16,
     pub(crate) latency_ms: u64,
-    /// The one-line reason of a response the gateway made itself (`X-Error-Reason`).
+    /// The reason of a response the gateway made itself ([`GatewayReason`](crate::body::GatewayReason)).
     pub(crate) gateway_reason: Option<String>,
     pub(crate) relay: Option<RelayStats>,
+    /// The client went away before the response was ready.
+    pub(crate) abandoned: bool,
 }
+
+/// The status recorded for a request whose client closed the connection first (nginx's
+/// convention; no response was sent).
+pub(crate) const CLIENT_CLOSED: u16 = 499;
 
 /// The `intent` record of an allowed mutating request.
 pub(crate) fn intent_event(facts: &Facts) -> AuditEvent {
     let mut event = base(facts, Phase::Intent);
     event.decision = AuditDecision::Allow;
-    event.reason = facts
-        .decision
-        .as_ref()
-        .map(|d| d.reason.clone())
-        .unwrap_or_default();
+    event.reason = facts.annotations.reason.clone().unwrap_or_else(|| {
+        facts
+            .decision
+            .as_ref()
+            .map(|d| d.reason.clone())
+            .unwrap_or_default()
+    });
     event.details = details(facts, None, None);
     event
 }
@@ -35,7 +43,14 @@ pub(crate) fn complete_event(facts: &Facts, ending: &Ending) -> AuditEvent {
     let mut event = base(facts, Phase::Complete);
     event.http_status = ending.status;
     event.latency_ms = ending.latency_ms;
-    let (decision, reason) = decide(facts, ending);
+    let (decision, mut reason) = decide(facts, ending);
+    if ending.abandoned {
+        reason = if reason.is_empty() {
+            ABANDONED.to_owned()
+        } else {
+            format!("{ABANDONED}; {reason}")
+        };
+    }
     event.decision = decision;
     event.reason = reason;
     let intent_seq = match facts.intent {
@@ -45,6 +60,8 @@ pub(crate) fn complete_event(facts: &Facts, ending: &Ending) -> AuditEvent {
     event.details = details(facts, ending.relay.as_ref(), intent_seq);
     event
 }
+
+const ABANDONED: &str = "client closed the connection before the response";
 
 fn decide(facts: &Facts, ending: &Ending) -> (AuditDecision, String) {
     let gateway_reason = || ending.gateway_reason.clone().unwrap_or_default();
@@ -66,7 +83,18 @@ fn decide(facts: &Facts, ending: &Ending) -> (AuditDecision, String) {
             AuditDecision::Error,
             format!("{}; {}", gateway_reason(), decision.reason),
         ),
-        Some(decision) => (AuditDecision::Allow, decision.reason.clone()),
+        // Allowed by the route, then refused by the handler or an inner layer.
+        Some(_) if ending.status >= 400 && ending.gateway_reason.is_some() => {
+            (AuditDecision::Deny, gateway_reason())
+        }
+        Some(decision) => (
+            AuditDecision::Allow,
+            facts
+                .annotations
+                .reason
+                .clone()
+                .unwrap_or_else(|| decision.reason.clone()),
+        ),
         None if ending.status >= 500 => (AuditDecision::Error, gateway_reason()),
         None => (AuditDecision::Deny, gateway_reason()),
     }
@@ -83,9 +111,17 @@ pub(crate) fn base(facts: &Facts, phase: Phase) -> AuditEvent {
         token_name: None,
         client_ip: meta.client_ip.clone(),
         user_agent: meta.user_agent.clone(),
-        action: action(facts),
+        action: facts
+            .annotations
+            .action
+            .clone()
+            .unwrap_or_else(|| action(facts)),
         phase,
-        resource: resource(facts),
+        resource: facts
+            .annotations
+            .resource
+            .clone()
+            .or_else(|| resource(facts)),
         method: Some(if meta.websocket {
             "SOCKET".to_owned()
         } else {
@@ -134,7 +170,7 @@ fn resource(facts: &Facts) -> Option<String> {
 }
 
 fn details(facts: &Facts, relay: Option<&RelayStats>, intent_seq: Option<u64>) -> String {
-    let mut map = Map::new();
+    let mut map = facts.annotations.details.clone();
     if let Some(command) = &facts.meta.command {
         map.insert("command".into(), Value::String(command.clone()));
     }
@@ -148,6 +184,7 @@ fn details(facts: &Facts, relay: Option<&RelayStats>, intent_seq: Option<u64>) -
                 "bytes_from_client": relay.client_to_rack,
                 "bytes_to_client": relay.rack_to_client,
                 "duration_ms": relay.duration.as_millis() as u64,
+                "closed_by_gateway": relay.closed_by_gateway,
             }),
         );
     }

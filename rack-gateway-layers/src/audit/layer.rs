@@ -9,12 +9,12 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::client_ip::{client_ip, Cidr};
-use super::future::ResponseFuture;
+use super::future::{Recorder, ResponseFuture};
 use super::note::{AuditNote, PeerAddr, RequestMeta};
 use super::writer::AuditWriter;
-use crate::authz::is_websocket_upgrade;
 use crate::body::Body;
 use crate::forward::RelayStatsSender;
+use crate::upgrade::is_websocket_upgrade;
 
 /// What the audit layer needs to describe requests.
 #[derive(Clone, Debug)]
@@ -22,6 +22,7 @@ pub struct AuditConfig {
     prefix: Arc<str>,
     trusted_proxies: Arc<[Cidr]>,
     secrets: Arc<SecretRules>,
+    record_query: bool,
 }
 
 impl AuditConfig {
@@ -31,12 +32,20 @@ impl AuditConfig {
             prefix: Arc::from(prefix.trim_end_matches('/')),
             trusted_proxies: Arc::from(Vec::new()),
             secrets: Arc::new(SecretRules::default()),
+            record_query: true,
         }
     }
 
     /// The same configuration for requests under another prefix.
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.prefix = Arc::from(prefix.trim_end_matches('/'));
+        self
+    }
+
+    /// Leaves query strings out of recorded paths (for endpoints that record their parameters
+    /// in the details instead).
+    pub fn without_query(mut self) -> Self {
+        self.record_query = false;
         self
     }
 
@@ -58,8 +67,10 @@ impl AuditConfig {
         let path = full.strip_prefix(&*self.prefix).unwrap_or(full);
         let path = if path.is_empty() { "/" } else { path };
         let path = match request.uri().query() {
-            Some(query) => format!("{path}?{}", redact_query(query, &self.secrets)),
-            None => path.to_owned(),
+            Some(query) if self.record_query => {
+                format!("{path}?{}", redact_query(query, &self.secrets))
+            }
+            _ => path.to_owned(),
         };
         let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         RequestMeta {
@@ -68,7 +79,7 @@ impl AuditConfig {
             path,
             client_ip: client_ip(peer, headers, &self.trusted_proxies).map(|ip| ip.to_string()),
             user_agent: header_text(headers, "user-agent"),
-            websocket: is_websocket_upgrade(headers),
+            websocket: is_websocket_upgrade(request),
             command: header_text(headers, "command").map(|c| redact_text(&c, &[]).into_owned()),
         }
     }
@@ -138,16 +149,11 @@ where
         });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        match self.layer.writer.try_reserve() {
-            Some(slot) => ResponseFuture::calling(inner.call(request), slot, note, started, relay),
-            None => ResponseFuture::reserving(
-                self.layer.writer.clone(),
-                request,
-                inner,
-                note,
-                started,
-                relay,
-            ),
+        let recorder = Recorder::new(self.layer.writer.clone(), note, started, relay);
+        if self.layer.writer.has_room() {
+            ResponseFuture::calling(inner.call(request), recorder)
+        } else {
+            ResponseFuture::admitting(request, inner, recorder)
         }
     }
 }

@@ -34,7 +34,7 @@ mod writer;
 
 pub use client_ip::{Cidr, CidrError};
 pub use future::ResponseFuture;
-pub use intent::{AuditIntent, AuditIntentLayer, IntentFuture};
+pub use intent::{record_intent, AuditIntent, AuditIntentLayer, IntentFuture};
 pub use layer::{Audit, AuditConfig, AuditLayer};
 pub use note::{AuditNote, PeerAddr};
 pub use writer::{AuditUnavailable, AuditWriter, WriterConfig, WriterHealth, WriterTask};

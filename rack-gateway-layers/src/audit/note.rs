@@ -1,10 +1,11 @@
-//! The per-request record that inner layers fill in for the audit layer.
+//! The per-request record that inner layers and handlers fill in for the audit layer.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rack_gateway_core::audit::{AuditDecision, AuditEvent, Phase};
 use rack_gateway_core::identity::Principal;
+use serde_json::{Map, Value};
 
 use crate::authz::Decision;
 
@@ -17,7 +18,7 @@ pub struct PeerAddr(pub SocketAddr);
 pub(crate) struct RequestMeta {
     pub(crate) request_id: String,
     pub(crate) method: String,
-    /// Path without the proxy prefix, with the query string redacted.
+    /// Path without the prefix, with the query string redacted (or left out).
     pub(crate) path: String,
     pub(crate) client_ip: Option<String>,
     pub(crate) user_agent: Option<String>,
@@ -40,6 +41,24 @@ pub(crate) enum IntentState {
     Failed,
 }
 
+/// What a handler or an inner layer added to the request's records.
+#[derive(Debug, Default)]
+pub(crate) struct Annotations {
+    /// Replaces the route's action (e.g. `secret.read` for an env read that shows secrets).
+    pub(crate) action: Option<String>,
+    /// Replaces the resource derived from the route.
+    pub(crate) resource: Option<String>,
+    /// Replaces the route's grant as the reason of an allowed request (the permission the
+    /// handler checked, say).
+    pub(crate) reason: Option<String>,
+    /// Extra fields of `details`.
+    pub(crate) details: Map<String, Value>,
+    /// The `complete` record must be durable before the response leaves.
+    pub(crate) durable: bool,
+    /// Records about this request still to be written, with its next record.
+    pub(crate) derived: Vec<AuditEvent>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Facts {
     pub(crate) meta: RequestMeta,
@@ -47,9 +66,14 @@ pub(crate) struct Facts {
     pub(crate) auth_failure: Option<String>,
     pub(crate) decision: Option<Decision>,
     pub(crate) intent: IntentState,
+    pub(crate) annotations: Annotations,
 }
 
-/// Shared between the audit layer and the layers inside it for one request.
+/// Shared between the audit layer and the layers and handlers inside it for one request.
+///
+/// Inner code finds it in the request extensions and says what the record cannot know from the
+/// request alone: who the caller is, what was decided, which resource was touched, and any
+/// further records the request causes (one per changed env key, say).
 #[derive(Clone, Debug, Default)]
 pub struct AuditNote(Arc<Mutex<Facts>>);
 
@@ -77,8 +101,59 @@ impl AuditNote {
         self.facts().auth_failure = Some(reason.to_owned());
     }
 
-    /// An extra `complete` record about this request (e.g. one `env.set` per changed key),
-    /// with the request's actor, client and path; `details` must be redacted canonical JSON.
+    /// Records the authorization decision.
+    pub fn set_decision(&self, decision: &Decision) {
+        self.facts().decision = Some(decision.clone());
+    }
+
+    /// Replaces the action of the request's records (the route's action by default).
+    pub fn set_action(&self, action: &str) {
+        self.facts().annotations.action = Some(action.to_owned());
+    }
+
+    /// Sets the reason recorded when the request is allowed (by default, the route's grant).
+    pub fn set_reason(&self, reason: &str) {
+        self.facts().annotations.reason = Some(reason.to_owned());
+    }
+
+    /// Sets the resource of the request's records (`app`, `app/KEY`, …).
+    pub fn set_resource(&self, resource: impl Into<String>) {
+        self.facts().annotations.resource = Some(resource.into());
+    }
+
+    /// Adds a field to the `details` of the request's records. The value must hold no secret
+    /// (details are readable with `gateway:audit_log:read`).
+    pub fn add_detail(&self, key: &str, value: Value) {
+        self.facts()
+            .annotations
+            .details
+            .insert(key.to_owned(), value);
+    }
+
+    /// Asks for the `complete` record to be durable before the response leaves (503 and the
+    /// response withheld when it cannot be); for responses that reveal secrets.
+    pub fn require_durable(&self) {
+        self.facts().annotations.durable = true;
+    }
+
+    /// Adds a further record about this request, written together with its next record: with
+    /// the durable intent when one is still to be written (so both are on the record before
+    /// the rack is called), else with the `complete` record.
+    pub fn add_record(&self, event: AuditEvent) {
+        self.facts().annotations.derived.push(event);
+    }
+
+    /// The durable intent's seq, once it is written.
+    pub fn intent_seq(&self) -> Option<u64> {
+        match self.facts().intent {
+            IntentState::Durable(seq) => Some(seq),
+            _ => None,
+        }
+    }
+
+    /// A record about this request (e.g. one `env.set` per changed key) with the request's
+    /// actor, client and path; `details` must be redacted canonical JSON. Pass it to
+    /// [`add_record`](Self::add_record).
     pub fn derived_event(
         &self,
         action: &str,
@@ -93,13 +168,7 @@ impl AuditNote {
         event.resource = resource;
         event.decision = decision;
         event.reason = reason.to_owned();
-        event.http_status = 200;
         event.details = details;
         event
-    }
-
-    /// Records the authorization decision.
-    pub fn set_decision(&self, decision: &Decision) {
-        self.facts().decision = Some(decision.clone());
     }
 }

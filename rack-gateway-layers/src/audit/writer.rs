@@ -47,9 +47,19 @@ pub struct AuditUnavailable(pub String);
 
 type Ack = oneshot::Sender<Result<u64, AuditUnavailable>>;
 
+/// Records that go into the chain together (one append), with whoever waits for them.
 struct Job {
-    event: AuditEvent,
+    events: Vec<AuditEvent>,
     ack: Option<Ack>,
+}
+
+impl Job {
+    /// Someone waited for these records to be durable and gave up: the request they were for
+    /// will not go ahead (an intent is not forwarded, a response is withheld), so they are not
+    /// written. Records nobody waits for are always written.
+    fn abandoned(&self) -> bool {
+        self.ack.as_ref().is_some_and(|ack| ack.is_closed())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -93,9 +103,9 @@ impl std::fmt::Debug for AuditWriter {
 pub(crate) struct AuditSlot(mpsc::OwnedPermit<Job>);
 
 impl AuditSlot {
-    /// Queues the record (not waiting for durability).
-    pub(crate) fn send(self, event: AuditEvent) {
-        self.0.send(Job { event, ack: None });
+    /// Queues the records (not waiting for durability).
+    pub(crate) fn send(self, events: Vec<AuditEvent>) {
+        self.0.send(Job { events, ack: None });
     }
 }
 
@@ -130,6 +140,41 @@ impl AuditWriter {
         )
     }
 
+    /// Whether the queue has room right now (no waiting, nothing held).
+    pub(crate) fn has_room(&self) -> bool {
+        self.sender.capacity() > 0
+    }
+
+    /// Waits (up to the enqueue timeout) until the queue has room, without holding it: a
+    /// request is admitted only while the trail keeps up, and its record takes a place only
+    /// when it is written, so long-lived requests (websockets) hold no place meanwhile.
+    pub(crate) async fn wait_for_room(&self) -> Result<(), AuditUnavailable> {
+        self.reserve().await.map(drop)
+    }
+
+    /// Queues `events` without waiting for room: at once when there is room, else from a task
+    /// that waits as long as it takes. Never dropped (unless the writer has stopped, which is
+    /// logged); for records of requests that already happened.
+    pub(crate) fn record_detached(&self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.try_reserve() {
+            slot.send(events);
+            return;
+        }
+        let sender = self.sender.clone();
+        tokio::spawn(async move {
+            match sender.reserve_owned().await {
+                Ok(permit) => AuditSlot(permit).send(events),
+                Err(_) => tracing::error!(
+                    records = events.len(),
+                    "audit records lost: the audit writer has stopped"
+                ),
+            }
+        });
+    }
+
     /// Reserves room in the queue, waiting up to the enqueue timeout.
     pub(crate) async fn reserve(&self) -> Result<AuditSlot, AuditUnavailable> {
         match tokio::time::timeout(
@@ -144,24 +189,39 @@ impl AuditWriter {
         }
     }
 
-    /// Queues a record without waiting for it to be durable (it is never dropped).
+    /// Queues a record without waiting for it to be durable (it is never dropped); fails when
+    /// the queue stays full for the enqueue timeout.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
-        self.reserve().await?.send(event);
+        self.reserve().await?.send(vec![event]);
         Ok(())
     }
 
     /// Queues a record and waits until it is durable; returns its seq.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<u64, AuditUnavailable> {
+        self.record_durable_batch(vec![event]).await
+    }
+
+    /// Queues records to be appended together (contiguous in the chain, in one transaction)
+    /// and waits until they are durable; returns the seq of the first. Once this call has
+    /// given up (timeout, or its future dropped) the records are not written any more, since
+    /// what they announce will not happen.
+    pub async fn record_durable_batch(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> Result<u64, AuditUnavailable> {
+        if events.is_empty() {
+            return Err(AuditUnavailable("nothing to record".into()));
+        }
         let slot = self.reserve().await?;
         let (ack, done) = oneshot::channel();
         slot.0.send(Job {
-            event,
+            events,
             ack: Some(ack),
         });
         match tokio::time::timeout(self.config.durable_timeout, done).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(AuditUnavailable("the audit writer has stopped".into())),
-            // Dropping `done` tells the writer not to write the record any more.
+            // Dropping `done` tells the writer not to write the records any more.
             Err(_) => Err(AuditUnavailable(
                 "the audit store did not confirm in time".into(),
             )),
@@ -211,7 +271,7 @@ async fn run(
                 None => break,
             }
         }
-        while pending.len() < config.max_batch {
+        while events_in(&pending) < config.max_batch {
             match receiver.try_recv() {
                 Ok(job) => pending.push(job),
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -222,15 +282,24 @@ async fn run(
             }
         }
         // A requester that gave up will not be forwarded: do not record an intent for it.
-        pending.retain(|job| job.ack.as_ref().is_none_or(|ack| !ack.is_closed()));
+        pending.retain(|job| !job.abandoned());
         if pending.is_empty() {
             continue;
         }
-        // After an outage `pending` can hold more than a batch: commit it a batch at a time.
-        let batch = pending.len().min(config.max_batch);
-        let events: Vec<AuditEvent> = pending[..batch]
+        // After an outage `pending` can hold more than a batch: commit it a batch at a time,
+        // never splitting a job (its records belong together).
+        let mut jobs = 0;
+        let mut count = 0;
+        for job in &pending {
+            if jobs > 0 && count + job.events.len() > config.max_batch {
+                break;
+            }
+            jobs += 1;
+            count += job.events.len();
+        }
+        let events: Vec<AuditEvent> = pending[..jobs]
             .iter()
-            .map(|job| job.event.clone())
+            .flat_map(|job| job.events.iter().cloned())
             .collect();
         match store.append_audit(&key, events).await {
             Ok(records) => {
@@ -238,9 +307,14 @@ async fn run(
                     .appended
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
                 health.failing.store(false, Ordering::SeqCst);
-                for (job, record) in pending.drain(..batch).zip(records) {
-                    if let Some(ack) = job.ack {
-                        let _ = ack.send(Ok(record.seq));
+                let mut seqs = records.iter().map(|record| record.seq);
+                for job in pending.drain(..jobs) {
+                    let first = seqs.next();
+                    for _ in 1..job.events.len() {
+                        seqs.next();
+                    }
+                    if let (Some(ack), Some(seq)) = (job.ack, first) {
+                        let _ = ack.send(Ok(seq));
                     }
                 }
                 backoff = FIRST_BACKOFF;
@@ -271,6 +345,10 @@ async fn run(
             }
         }
     }
+}
+
+fn events_in(jobs: &[Job]) -> usize {
+    jobs.iter().map(|job| job.events.len()).sum()
 }
 
 /// Answers every waiting job with the failure and removes it; keeps the others.

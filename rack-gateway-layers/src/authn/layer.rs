@@ -101,17 +101,28 @@ pub(super) fn refuse<B>(request: &Request<B>, reason: &str) -> Response<Body> {
     if let Some(note) = request.extensions().get::<AuditNote>() {
         note.set_auth_failure(reason);
     }
-    unauthorized(reason)
+    unauthorized(reason, sent_basic(request))
 }
 
-/// A 401 with the reason and a Basic challenge (the Convox CLI prints the body).
-pub(super) fn unauthorized(reason: &str) -> Response<Body> {
+/// A 401 with the reason (the Convox CLI prints the body), with a Basic challenge only for a
+/// caller who sent Basic credentials: a browser that gets a challenge it did not ask for prompts
+/// for, and then caches, credentials for the gateway's origin.
+pub(super) fn unauthorized(reason: &str, challenge: bool) -> Response<Body> {
     let mut response = crate::body::refusal(StatusCode::UNAUTHORIZED, reason);
-    response.headers_mut().insert(
-        http::header::WWW_AUTHENTICATE,
-        http::HeaderValue::from_static("Basic realm=\"rack-gateway\""),
-    );
+    if challenge {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Basic realm=\"rack-gateway\""),
+        );
+    }
     response
+}
+
+fn sent_basic<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|value| value.as_bytes().starts_with(b"Basic "))
 }
 
 /// The principal a request was authenticated as, if the authentication layer ran.

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use rack_gateway_core::identity::Principal;
-use rack_gateway_core::rbac::{explain, Access, Outcome, Policy};
+use rack_gateway_core::rbac::{explain_in, Access, Outcome, Policy};
+use rack_gateway_core::routes::RouteTable;
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
@@ -15,12 +16,14 @@ use crate::audit::AuditNote;
 use crate::body::{refusal, Body};
 use crate::error::BoxError;
 use crate::forward::RackPath;
+use crate::upgrade::{announces_body, is_websocket_upgrade};
 
 /// Adds [`Authorize`] around a service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuthorizeLayer {
     prefix: Arc<str>,
     policy: watch::Receiver<Policy>,
+    table: &'static RouteTable,
 }
 
 impl AuthorizeLayer {
@@ -35,7 +38,14 @@ impl AuthorizeLayer {
         AuthorizeLayer {
             prefix: Arc::from(prefix.trim_end_matches('/')),
             policy,
+            table: RouteTable::global(),
         }
+    }
+
+    /// Classifies against `table` instead of the Convox allow-list.
+    pub fn with_table(mut self, table: &'static RouteTable) -> Self {
+        self.table = table;
+        self
     }
 }
 
@@ -61,19 +71,6 @@ impl<S> Authorize<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
-}
-
-/// Whether the request asks to upgrade to a websocket.
-pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let has_token = |name: http::header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|part| part.trim().eq_ignore_ascii_case(token))
-    };
-    has_token(http::header::CONNECTION, "upgrade") && has_token(http::header::UPGRADE, "websocket")
 }
 
 impl<S, B> Service<Request<B>> for Authorize<S>
@@ -103,12 +100,13 @@ where
             ));
         }
         let rack_path = if rest.is_empty() { "/" } else { rest }.to_owned();
-        let websocket = is_websocket_upgrade(request.headers());
+        let websocket = is_websocket_upgrade(&request);
         let policy = *self.layer.policy.borrow();
         let verdict = {
             let principal = request.extensions().get::<Arc<Principal>>();
             let access = principal.map_or(Access::None, |p| p.access());
-            explain(
+            explain_in(
+                self.layer.table,
                 &access,
                 &policy,
                 request.method().as_str(),
@@ -116,17 +114,24 @@ where
                 &rack_path,
             )
         };
-        let decision = Decision {
+        let mut decision = Decision {
             outcome: verdict.outcome,
             reason: verdict.reason,
             route: verdict.route,
             rack_path,
         };
+        let mut status = StatusCode::from_u16(verdict.status).unwrap_or(StatusCode::FORBIDDEN);
+        if decision.outcome == Outcome::Allow && websocket && announces_body(request.headers()) {
+            // A rack that waits for the announced body stalls; one that does not reads it as
+            // the next request on the connection. Neither may happen.
+            decision.outcome = Outcome::BadRequest;
+            decision.reason = "websocket upgrade requests must not carry a body".to_owned();
+            status = StatusCode::BAD_REQUEST;
+        }
         if let Some(note) = request.extensions().get::<AuditNote>() {
             note.set_decision(&decision);
         }
         if decision.outcome != Outcome::Allow {
-            let status = StatusCode::from_u16(verdict.status).unwrap_or(StatusCode::FORBIDDEN);
             let mut response = refusal(status, &decision.reason);
             response.extensions_mut().insert(decision);
             return ResponseFuture::refused(response);

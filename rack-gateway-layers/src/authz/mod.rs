@@ -23,4 +23,4 @@ mod layer;
 
 pub use decision::Decision;
 pub use future::ResponseFuture;
-pub use layer::{is_websocket_upgrade, Authorize, AuthorizeLayer};
+pub use layer::{Authorize, AuthorizeLayer};

@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -15,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::tls::is_pin_mismatch;
 use crate::body::Body;
-use crate::error::{BoxError, RackCertificateMismatch, RackUnavailable};
+use crate::error::{BoxError, ClientBodyError, RackCertificateMismatch, RackUnavailable};
 
 /// The client type: one per [`RackForward`](super::RackForward), shared by every request.
 pub(crate) type RackClient = Client<ConnectWithTimeout, Body>;
@@ -23,9 +26,12 @@ pub(crate) type RackClient = Client<ConnectWithTimeout, Body>;
 /// How long an idle pooled connection to the rack is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Builds the pooled client: HTTP/1.1 only (upgrades need it), `TCP_NODELAY`, and a limit on
-/// TCP connect plus TLS handshake.
-pub(crate) fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> RackClient {
+/// Builds the connector (TCP connect plus TLS handshake, bounded together) and the pooled
+/// client over it: HTTP/1.1 only (upgrades need it) and `TCP_NODELAY`.
+pub(crate) fn build(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+) -> (RackClient, ConnectWithTimeout) {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -34,14 +40,48 @@ pub(crate) fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> Rac
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
+    let connector = ConnectWithTimeout {
+        inner: https,
+        timeout: connect_timeout,
+    };
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(ConnectWithTimeout {
-            inner: https,
-            timeout: connect_timeout,
-        })
+        .build(connector.clone());
+    (client, connector)
+}
+
+/// Sends `request` on a connection of its own, which serves no other request.
+///
+/// Websocket upgrades go this way: when the rack declines an upgrade, what it does with the rest
+/// of that connection is up to it (some racks keep reading it as a byte stream), so it must
+/// never be handed back to the pool for the next caller's request.
+pub(crate) async fn send_alone(
+    connector: &ConnectWithTimeout,
+    request: Request<Body>,
+    authority: &str,
+) -> Result<Response<Incoming>, BoxError> {
+    use tower::ServiceExt as _;
+    let io = connector
+        .clone()
+        .oneshot(request.uri().clone())
+        .await
+        .map_err(|error| unavailable(error.as_ref(), true, authority))?;
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(io)
+        .await
+        .map_err(|error| unavailable(&error, true, authority))?;
+    tokio::spawn(async move {
+        // Ends when the response (and any upgrade) is done and `sender` is dropped.
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "rack upgrade connection ended with an error");
+        }
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|error| unavailable(&error, false, authority))
 }
 
 /// Establishing a connection (TCP and TLS together) took longer than the connect timeout.
@@ -82,28 +122,47 @@ impl tower::Service<http::Uri> for ConnectWithTimeout {
     }
 }
 
-/// Maps a client error to [`RackCertificateMismatch`] or [`RackUnavailable`] with a reason.
+/// Maps a pooled client's error to a typed infrastructure error.
 pub(crate) fn classify(error: hyper_util::client::legacy::Error, authority: &str) -> BoxError {
+    let connect = error.is_connect();
+    match error.source() {
+        Some(source) => unavailable(source, connect, authority),
+        None => unavailable(&error, connect, authority),
+    }
+}
+
+/// Maps a connection or request error to [`ClientBodyError`] (the caller's body failed, not the
+/// rack), [`RackCertificateMismatch`], or [`RackUnavailable`] with a reason for the log.
+pub(crate) fn unavailable(
+    error: &(dyn StdError + 'static),
+    connect: bool,
+    authority: &str,
+) -> BoxError {
     let mut messages: Vec<String> = Vec::new();
     let mut mismatch = false;
     let mut timed_out = None;
-    if let Some(source) = error.source() {
-        visit(source, &mut |err| {
-            if err.is::<RackCertificateMismatch>()
-                || err
-                    .downcast_ref::<rustls::Error>()
-                    .is_some_and(is_pin_mismatch)
-            {
-                mismatch = true;
-            }
-            if let Some(timeout) = err.downcast_ref::<ConnectTimeout>() {
-                timed_out = Some(timeout.0);
-            }
-            let message = err.to_string();
-            if !messages.iter().any(|seen| seen.contains(&message)) {
-                messages.push(message);
-            }
-        });
+    let mut client_body = None;
+    visit(error, &mut |err| {
+        if let Some(body) = err.downcast_ref::<ClientBodyError>() {
+            client_body.get_or_insert_with(|| body.0.to_string());
+        }
+        if err.is::<RackCertificateMismatch>()
+            || err
+                .downcast_ref::<rustls::Error>()
+                .is_some_and(is_pin_mismatch)
+        {
+            mismatch = true;
+        }
+        if let Some(timeout) = err.downcast_ref::<ConnectTimeout>() {
+            timed_out = Some(timeout.0);
+        }
+        let message = err.to_string();
+        if !messages.iter().any(|seen| seen.contains(&message)) {
+            messages.push(message);
+        }
+    });
+    if let Some(reason) = client_body {
+        return Box::new(ClientBodyError(reason.into()));
     }
     if mismatch {
         return Box::new(RackCertificateMismatch);
@@ -111,7 +170,7 @@ pub(crate) fn classify(error: hyper_util::client::legacy::Error, authority: &str
     let reason = if let Some(limit) = timed_out {
         format!("connecting to {authority} timed out after {limit:?}")
     } else {
-        let what = if error.is_connect() {
+        let what = if connect {
             format!("cannot connect to {authority}")
         } else {
             format!("request to {authority} failed")

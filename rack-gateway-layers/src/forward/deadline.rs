@@ -13,6 +13,8 @@ use std::time::Duration;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::watch;
 
+use crate::error::{BoxError, ClientBodyError};
+
 pin_project_lite::pin_project! {
     /// A request body that signals each frame and its own end (or drop) to a [`header_deadline`].
     pub(crate) struct Progress<B> {
@@ -32,9 +34,15 @@ impl<B: Body> Progress<B> {
     }
 }
 
-impl<B: Body> Body for Progress<B> {
+impl<B> Body for Progress<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     type Data = B::Data;
-    type Error = B::Error;
+    /// The caller's body failing is the caller's fault: tagged so that it is answered 400, not
+    /// mistaken for the rack failing.
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -53,7 +61,9 @@ impl<B: Body> Body for Progress<B> {
                 this.signal.take();
             }
         }
-        Poll::Ready(frame)
+        Poll::Ready(
+            frame.map(|frame| frame.map_err(|error| BoxError::from(ClientBodyError(error.into())))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {

@@ -74,24 +74,6 @@ pub(crate) struct Injected<'a> {
     pub(crate) env_headers: bool,
 }
 
-/// Whether the request asks for a websocket: `Connection` lists `upgrade` and `Upgrade` is
-/// `websocket` (both case-insensitive).
-pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    let upgrade_websocket = headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("websocket"));
-    connection_upgrade && upgrade_websocket
-}
-
 /// The header names listed in `Connection` (lowercase), which are hop-by-hop too.
 fn connection_named(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -125,7 +107,9 @@ pub(crate) fn upstream_request(incoming: &HeaderMap, injected: Injected<'_>) -> 
         {
             continue;
         }
-        if websocket && *name == header::ORIGIN {
+        // An upgrade carries no body (the authorization layer refuses one that announces
+        // it): a length left in place would make the rack wait for bytes that never come.
+        if websocket && (*name == header::ORIGIN || *name == header::CONTENT_LENGTH) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -144,10 +128,23 @@ pub(crate) fn upstream_request(incoming: &HeaderMap, injected: Injected<'_>) -> 
     out
 }
 
-/// Removes hop-by-hop headers from a rack response before it is relayed.
+/// Rack response headers never relayed besides the hop-by-hop ones.
+///
+/// - `x-error-reason`, `x-mfa-required`, `x-mfa-level`: the gateway's own signals to clients; a
+///   rack sending them would put words in the gateway's mouth.
+/// - `set-cookie`: a rack has no business setting cookies on the gateway's domain (the session
+///   cookie lives there).
+const INTERNAL_RESPONSE: &[&str] = &[
+    "x-error-reason",
+    "x-mfa-required",
+    "x-mfa-level",
+    "set-cookie",
+];
+
+/// Removes hop-by-hop and gateway-internal headers from a rack response before it is relayed.
 pub(crate) fn strip_response(headers: &mut HeaderMap) {
     let named = connection_named(headers);
-    for name in HOP_BY_HOP.iter().copied() {
+    for name in HOP_BY_HOP.iter().chain(INTERNAL_RESPONSE).copied() {
         headers.remove(name);
     }
     for name in named {
@@ -257,7 +254,6 @@ mod tests {
             ("sec-websocket-protocol", "chat"),
             ("origin", "https://gateway.example"),
         ]);
-        assert!(is_websocket_upgrade(&incoming));
         let host = HeaderValue::from_static("rack");
         let auth = HeaderValue::from_static("Basic eA==");
         let origin = HeaderValue::from_static("https://rack");
@@ -276,15 +272,26 @@ mod tests {
     }
 
     #[test]
-    fn upgrade_detection_needs_both_headers() {
-        assert!(!is_websocket_upgrade(&map(&[("upgrade", "websocket")])));
-        assert!(!is_websocket_upgrade(&map(&[
-            ("connection", "upgrade"),
-            ("upgrade", "h2c")
-        ])));
-        assert!(is_websocket_upgrade(&map(&[
-            ("connection", "keep-alive, Upgrade"),
-            ("upgrade", "websocket")
-        ])));
+    fn upgrades_lose_their_length_and_rack_responses_their_internal_headers() {
+        let incoming = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("content-length", "0"),
+        ]);
+        let host = HeaderValue::from_static("rack");
+        let auth = HeaderValue::from_static("Basic eA==");
+        let origin = HeaderValue::from_static("https://rack");
+        let out = upstream_request(&incoming, injected(&host, &auth, Some(&origin)));
+        assert!(out.get("content-length").is_none());
+        assert!(out.get("transfer-encoding").is_none());
+
+        let mut response = map(&[
+            ("x-error-reason", "forged"),
+            ("x-mfa-required", "true"),
+            ("set-cookie", "session_token=planted"),
+            ("content-type", "application/json"),
+        ]);
+        strip_response(&mut response);
+        assert_eq!(response.len(), 1, "{response:?}");
     }
 }

@@ -70,13 +70,16 @@ use tokio::sync::oneshot;
 mod client;
 mod config;
 mod deadline;
+mod frames;
 mod headers;
 mod origin;
+mod relays;
 mod service;
 mod tls;
 mod websocket;
 
 pub use config::{parse_pin, ForwardConfigError, OriginPolicy, RackTarget, RackTls};
+pub use relays::RelayTracker;
 pub use service::{ForwardError, RackForward, ResponseFuture};
 
 /// Request extension set by the authorization layer: the Convox path and query to send upstream
@@ -104,6 +107,8 @@ pub struct RelayStats {
     pub rack_to_client: u64,
     /// From the upstream `101` until the relay ended.
     pub duration: Duration,
+    /// The gateway closed the session (shutdown), not one of the two sides.
+    pub closed_by_gateway: bool,
 }
 
 /// Optional request extension: where to report [`RelayStats`] when a websocket relay ends.

@@ -19,9 +19,10 @@ use super::client::{self, RackClient};
 use super::config::{ForwardConfigError, OriginPolicy, RackTarget, RackTls};
 use super::deadline::{header_deadline, Progress};
 use super::headers::{self, Injected};
-use super::{tls, websocket, EnvHeadersAllowed, RackPath};
+use super::{tls, websocket, EnvHeadersAllowed, RackPath, RelayTracker};
 use crate::body::Body;
 use crate::error::{BoxError, RackTimeout};
+use crate::upgrade::is_websocket_upgrade;
 
 /// A request reached [`RackForward`] in a state that must never be forwarded. These are bugs in
 /// the layer stack (fail closed), not client errors.
@@ -34,6 +35,10 @@ pub enum ForwardError {
     /// The [`RackPath`] is not an origin-form path and query.
     #[error("refusing to forward: invalid rack path {0:?}")]
     InvalidRackPath(String),
+    /// `CONNECT` would make the client tunnel to the rack's authority: never forwarded, whatever
+    /// the layers above decided.
+    #[error("refusing to forward a CONNECT request")]
+    Connect,
 }
 
 /// The innermost service: sends an already-authorized request to the Convox rack.
@@ -49,6 +54,8 @@ pub struct RackForward {
 /// Shared state of a [`RackForward`].
 pub(crate) struct Inner {
     client: RackClient,
+    /// The client's connector, for requests that get a connection of their own (upgrades).
+    pub(crate) connector: client::ConnectWithTimeout,
     scheme: Scheme,
     authority: Authority,
     /// The base URL's path without its trailing `/` (often empty).
@@ -60,6 +67,8 @@ pub(crate) struct Inner {
     rack_origin: HeaderValue,
     header_timeout: Duration,
     pub(crate) origins: OriginPolicy,
+    /// The open websocket relays, for shutdown.
+    pub(crate) relays: RelayTracker,
 }
 
 // === impl RackForward ===
@@ -140,11 +149,12 @@ impl RackForward {
         } else {
             tls::client_config(&RackTls::Insecure)?
         };
-        let client = client::build(tls_config, target.connect_timeout);
+        let (client, connector) = client::build(tls_config, target.connect_timeout);
 
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                connector,
                 scheme,
                 authority,
                 prefix,
@@ -153,8 +163,16 @@ impl RackForward {
                 rack_origin,
                 header_timeout: target.header_timeout,
                 origins,
+                relays: RelayTracker::default(),
             }),
         })
+    }
+}
+
+impl RackForward {
+    /// The websocket relays this forwarder has open (to close them at shutdown).
+    pub fn relays(&self) -> &RelayTracker {
+        &self.inner.relays
     }
 }
 
@@ -222,8 +240,11 @@ impl Inner {
         let Some(RackPath(path)) = request.extensions().get::<RackPath>() else {
             return Err(ForwardError::MissingRackPath.into());
         };
+        if request.method() == http::Method::CONNECT {
+            return Err(ForwardError::Connect.into());
+        }
         let uri = self.upstream_uri(path)?;
-        if headers::is_websocket_upgrade(request.headers()) {
+        if is_websocket_upgrade(&request) {
             return websocket::forward(self, request, uri).await;
         }
 
@@ -313,6 +334,22 @@ impl Inner {
             result = self.client.request(request) => {
                 result.map_err(|error| client::classify(error, self.authority.as_str()))
             }
+            () = header_deadline(progress, limit) => Err(Box::new(RackTimeout(limit))),
+        }
+    }
+}
+
+impl Inner {
+    /// Sends `request` on a connection of its own (see [`client::send_alone`]), bounded by the
+    /// header timeout.
+    pub(crate) async fn send_alone(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let limit = self.header_timeout;
+        let (_, progress) = watch::channel(());
+        tokio::select! {
+            result = client::send_alone(&self.connector, request, self.authority.as_str()) => result,
             () = header_deadline(progress, limit) => Err(Box::new(RackTimeout(limit))),
         }
     }

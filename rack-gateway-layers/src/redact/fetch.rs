@@ -15,6 +15,7 @@ use rack_gateway_core::redact::EnvMap;
 use serde_json::Value;
 use tower::Service;
 
+use super::budget::BufferBudget;
 use super::collect::{collect_limited, Collected};
 use crate::body::{self, Body};
 use crate::forward::{RackForward, RackPath};
@@ -37,6 +38,9 @@ pub enum FetchError {
     /// The answer was not the expected JSON.
     #[error("unexpected answer to {0}: {1}")]
     Shape(String, &'static str),
+    /// The buffer budget stayed spent.
+    #[error("the gateway is buffering too much at once; try again shortly")]
+    Busy,
     /// The app name cannot be put in a rack path.
     #[error("invalid app name")]
     InvalidApp,
@@ -53,6 +57,8 @@ pub struct RackCall {
     pub limit: usize,
     /// How long the whole call (every rack request of it) may take.
     pub timeout: Duration,
+    /// The budget rack answers are buffered within (none: only `limit` bounds them).
+    pub budget: Option<BufferBudget>,
 }
 
 /// The env of the app's newest release (`GET /apps/{app}/releases?limit=1`, then that release),
@@ -187,9 +193,18 @@ async fn exchange(
             path.to_owned(),
         ));
     }
-    let bytes = match collect_limited(response.into_body(), call.limit).await {
-        Ok(Collected::Whole(bytes)) => bytes,
+    let unbounded;
+    let budget = match &call.budget {
+        Some(budget) => budget,
+        None => {
+            unbounded = BufferBudget::new(call.limit, Duration::ZERO);
+            &unbounded
+        }
+    };
+    let (bytes, _claim) = match collect_limited(response.into_body(), call.limit, budget).await {
+        Ok(Collected::Whole(bytes, claim)) => (bytes, claim),
         Ok(Collected::TooLarge) => return Err(FetchError::TooLarge(path.to_owned())),
+        Ok(Collected::Busy) => return Err(FetchError::Busy),
         Err(error) => return Err(FetchError::Rack(error.to_string())),
     };
     serde_json::from_slice(&bytes).map_err(|_| FetchError::Shape(path.to_owned(), "not JSON"))

@@ -15,11 +15,12 @@ use rack_gateway_core::redact::SecretRules;
 use tower::{Layer, Service};
 
 use super::access::{EnvAccess, ENV_SET};
+use super::budget::BufferBudget;
 use super::mask::MaskScope;
 use super::policy::EnvPolicy;
 use super::release;
 use super::response::{mask_response, ENV_BEARING_ACTIONS};
-use crate::audit::{AuditNote, AuditWriter};
+use crate::audit::AuditNote;
 use crate::authz::Decision;
 use crate::body::{self, refusal, Body};
 use crate::error::BoxError;
@@ -42,7 +43,7 @@ pub(crate) struct Config {
     pub(crate) rules: SecretRules,
     pub(crate) policy: Arc<dyn EnvPolicy>,
     pub(crate) rack: RackForward,
-    pub(crate) writer: Option<AuditWriter>,
+    pub(crate) budget: BufferBudget,
     pub(crate) response_limit: usize,
     pub(crate) form_limit: usize,
     pub(crate) fetch_timeout: Duration,
@@ -55,20 +56,15 @@ pub struct RedactLayer {
 }
 
 impl RedactLayer {
-    /// Masks with `rules` and `policy`, reads current envs through `rack`, and records per-key
-    /// env events through `writer` (none recorded without one).
-    pub fn new(
-        rules: SecretRules,
-        policy: Arc<dyn EnvPolicy>,
-        rack: RackForward,
-        writer: Option<AuditWriter>,
-    ) -> Self {
+    /// Masks with `rules` and `policy`, and reads current envs through `rack`. Per-key env
+    /// records go to the request's [`AuditNote`] (written with its durable intent).
+    pub fn new(rules: SecretRules, policy: Arc<dyn EnvPolicy>, rack: RackForward) -> Self {
         RedactLayer {
             config: Arc::new(Config {
                 rules,
                 policy,
                 rack,
-                writer,
+                budget: BufferBudget::default(),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
                 form_limit: DEFAULT_FORM_LIMIT,
                 fetch_timeout: DEFAULT_FETCH_TIMEOUT,
@@ -79,12 +75,35 @@ impl RedactLayer {
     /// Sets the largest response buffered for masking (larger ones get 502).
     pub fn response_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).response_limit = bytes;
-        self
+        self.fit_budget()
     }
 
     /// Sets the largest release-create form read (larger ones get 413).
     pub fn form_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).form_limit = bytes;
+        self.fit_budget()
+    }
+
+    /// Bounds the bytes buffered for redaction across all requests (see [`BufferBudget`]); the
+    /// budget is raised to the response and form limits if it is smaller, so that one request
+    /// within the limits can always be served.
+    pub fn buffer_budget(mut self, budget: BufferBudget) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.budget = budget;
+        self.fit_budget()
+    }
+
+    /// The buffer budget (to share it with other code that buffers env, such as an env API).
+    pub fn budget(&self) -> &BufferBudget {
+        &self.config.budget
+    }
+
+    fn fit_budget(mut self) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        let needed = config.response_limit.max(config.form_limit);
+        if config.budget.total() < needed {
+            config.budget = BufferBudget::new(needed, config.budget.wait());
+        }
         self
     }
 
@@ -103,6 +122,7 @@ impl fmt::Debug for RedactLayer {
             .field("response_limit", &self.config.response_limit)
             .field("form_limit", &self.config.form_limit)
             .field("fetch_timeout", &self.config.fetch_timeout)
+            .field("budget", &self.config.budget.total())
             .finish_non_exhaustive()
     }
 }
@@ -297,7 +317,13 @@ where
         return call(inner, request).await;
     }
     let response = call(inner, identity_encoding(request)).await?;
-    mask_response(response, &ctx.scope(&config), config.response_limit).await
+    mask_response(
+        response,
+        &ctx.scope(&config),
+        config.response_limit,
+        &config.budget,
+    )
+    .await
 }
 
 /// Waits for `inner` to be ready, then calls it (without `ServiceExt`, whose future types trip

@@ -147,7 +147,12 @@ pub fn merge_env(
     let mut merged = MergedEnv::default();
     for (key, value) in posted.iter() {
         let stored = base.get(key);
-        let value = resolve(key, value, stored)?;
+        let secret = rules.rules.is_secret_key_with(key, rules.app_secrets);
+        let value = if secret && !rules.access.reads_secrets() {
+            resolve_unseen_secret(key, value, stored, rules.access)?
+        } else {
+            resolve(key, value, stored)?
+        };
         merged
             .env
             .insert(key, value)
@@ -176,6 +181,26 @@ pub fn merge_env(
     }
     check(&merged.changes, rules)?;
     Ok(merged)
+}
+
+/// The value to store for a secret `key` the caller cannot read.
+///
+/// Only the mask keeps the stored value. Without `convox:secret:set`, anything else is an
+/// attempt to set the secret and is refused, even when it equals the stored value: otherwise a
+/// right guess (200, nothing changed) and a wrong one (403) would tell the caller the secret.
+fn resolve_unseen_secret<'a>(
+    key: &str,
+    posted: &'a str,
+    stored: Option<&'a str>,
+    access: &EnvAccess,
+) -> Result<&'a str, MergeRefusal> {
+    if posted == MASK {
+        return stored.ok_or_else(|| MergeRefusal::MaskWithoutValue(key.to_owned()));
+    }
+    if access.secret_set.is_none() || access.env_set.is_none() {
+        return Err(MergeRefusal::Secrets(vec![key.to_owned()]));
+    }
+    resolve(key, posted, stored)
 }
 
 /// The value to store for `key` given what was posted and what is stored.
@@ -321,6 +346,35 @@ mod tests {
         // secret:set alone is not enough.
         assert!(matches!(
             merge(&posted, &access(false, true), &[]),
+            Err(MergeRefusal::Secrets(_))
+        ));
+    }
+
+    #[test]
+    fn a_secret_guess_is_refused_whether_right_or_wrong() {
+        // The stored value and a wrong guess get the same answer from a caller who can
+        // neither read nor set secrets.
+        let right = shown().replace(&format!("SECRET_KEY={MASK}"), "SECRET_KEY=s3cr3t-value");
+        let wrong = shown().replace(&format!("SECRET_KEY={MASK}"), "SECRET_KEY=guess");
+        for posted in [&right, &wrong] {
+            let refused = merge(posted, &access(true, false), &[]).expect_err("refused");
+            assert_eq!(refused, MergeRefusal::Secrets(vec!["SECRET_KEY".into()]));
+        }
+        // The mask keeps the value; a caller who may set secrets may post the same value.
+        assert!(merge(&shown(), &access(true, false), &[]).is_ok());
+        let kept = merge(&right, &access(true, true), &[]).expect("allowed");
+        assert!(kept.changes.is_empty());
+        // A caller who reads secrets posts the values it was shown: no guessing there.
+        let reader = EnvAccess {
+            secret_read: Some("test".into()),
+            ..access(true, false)
+        };
+        assert!(merge(&right, &reader, &[])
+            .expect("kept")
+            .changes
+            .is_empty());
+        assert!(matches!(
+            merge(&wrong, &reader, &[]),
             Err(MergeRefusal::Secrets(_))
         ));
     }

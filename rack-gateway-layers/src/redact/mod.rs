@@ -13,13 +13,21 @@
 //!   secret keys, protected keys and URL passwords masked with it, nothing masked with
 //!   `convox:secret:read`; `parameters` readable, except secret-named values and URL passwords
 //!   (unless `convox:secret:read`). Non-2xx and non-JSON bodies pass untouched.
-//! - **Release create** (`POST /apps/{app}/releases` with form field `env`): the posted env is
+//! - **Release create** (`POST /apps/{app}/releases`): the body must be exactly one well-formed
+//!   `application/x-www-form-urlencoded` form (or empty, without a `Content-Type`); any other
+//!   media type is 415 and a malformed form 400, never forwarded. The posted `env` field is
 //!   merged over the app's current env ([`merge_env`]: masked values keep the stored value,
-//!   protected keys never change, secrets need `convox:secret:set`, other changes and removals
-//!   need `convox:env:set`), the form is re-encoded and forwarded, and after a 2xx one audit
-//!   event per changed key is recorded (`env.set`, `env.unset`, `secret.set`, `secret.unset`,
+//!   protected keys never change, secrets need `convox:secret:set` — a secret the caller cannot
+//!   read may only be posted as the mask, so guessing it tells nothing — other changes and
+//!   removals need `convox:env:set`), and the rack gets the gateway's own re-encoding of the
+//!   form. One record per changed key (`env.set`, `env.unset`, `secret.set`, `secret.unset`,
 //!   resource `app/KEY`, details `{"new":…,"old":…}` holding `[REDACTED]` or `null` — never a
-//!   value). `env` in the query string, a multipart body, or a repeated `env` field are refused.
+//!   value) goes into the request's [`AuditNote`](crate::audit::AuditNote) and is made durable
+//!   with its intent, before the rack sees the change. `env` in the query string, a malformed
+//!   query, or a repeated `env` field are refused.
+//! - **Memory**: every buffer (responses to mask, forms, envs read from the rack) takes its
+//!   size from one [`BufferBudget`] shared by all requests; when it is spent a request waits
+//!   briefly, then gets 503.
 //! - **Env headers** (`Env`, `Environment`, `Release-Env`, e.g. `convox run --env`) pass only
 //!   for callers with `convox:env:set` (403 otherwise), through the
 //!   [`EnvHeadersAllowed`] marker; on release create they are
@@ -47,7 +55,7 @@
 //!     OriginPolicy::default(),
 //! )?;
 //! let policy = Arc::new(StaticEnvPolicy::new().protected(["DATABASE_HOST"]));
-//! let layer = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack.clone(), None);
+//! let layer = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack.clone());
 //! // ServiceBuilder::new().layer(authorize).layer(layer).layer(audit_intent).service(rack)
 //! # let _ = layer;
 //! # Ok(())
@@ -55,8 +63,10 @@
 //! ```
 
 mod access;
+mod budget;
 mod collect;
 mod fetch;
+mod form;
 mod layer;
 mod mask;
 mod merge;
@@ -66,6 +76,7 @@ mod response;
 
 pub use crate::forward::{EnvHeadersAllowed, ENV_HEADERS};
 pub use access::{EnvAccess, ENV_READ, ENV_SET, SECRET_READ, SECRET_SET};
+pub use budget::{BufferBudget, DEFAULT_BUFFER_BUDGET, DEFAULT_BUFFER_WAIT};
 pub use fetch::{create_release, fetch_env, is_app_name, FetchError, RackCall};
 pub use layer::{
     Redact, RedactFuture, RedactLayer, DEFAULT_FETCH_TIMEOUT, DEFAULT_FORM_LIMIT,

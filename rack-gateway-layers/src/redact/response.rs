@@ -3,6 +3,7 @@
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
+use super::budget::BufferBudget;
 use super::collect::{collect_limited, Collected};
 use super::mask::{mask_json, MaskScope};
 use crate::body::{self, refusal, Body};
@@ -32,6 +33,7 @@ pub(crate) async fn mask_response(
     response: Response<Body>,
     scope: &MaskScope<'_>,
     limit: usize,
+    budget: &BufferBudget,
 ) -> Result<Response<Body>, BoxError> {
     if !response.status().is_success() {
         return Ok(response);
@@ -43,8 +45,9 @@ pub(crate) async fn mask_response(
         ));
     }
     let (mut parts, rack_body) = response.into_parts();
-    let bytes = match collect_limited(rack_body, limit).await? {
-        Collected::Whole(bytes) => bytes,
+    let (bytes, claim) = match collect_limited(rack_body, limit, budget).await? {
+        Collected::Whole(bytes, claim) => (bytes, claim),
+        Collected::Busy => return Ok(busy()),
         Collected::TooLarge => {
             return Ok(refusal(
                 StatusCode::BAD_GATEWAY,
@@ -59,7 +62,10 @@ pub(crate) async fn mask_response(
     let mut value: Value = match serde_json::from_slice(&bytes) {
         Ok(value) => value,
         Err(_) if bytes.iter().all(u8::is_ascii_whitespace) || !claims_json => {
-            return Ok(Response::from_parts(parts, body::full(bytes)));
+            return Ok(Response::from_parts(
+                parts,
+                claim.hold_until_sent(body::full(bytes)),
+            ));
         }
         Err(_) => {
             return Ok(refusal(
@@ -69,16 +75,33 @@ pub(crate) async fn mask_response(
         }
     };
     if !mask_json(&mut value, scope) {
-        return Ok(Response::from_parts(parts, body::full(bytes)));
+        drop(value);
+        return Ok(Response::from_parts(
+            parts,
+            claim.hold_until_sent(body::full(bytes)),
+        ));
     }
+    drop(bytes);
     let mut masked = serde_json::to_vec(&value)?;
+    drop(value);
     masked.push(b'\n');
     parts.headers.remove(header::ETAG);
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(masked.len()));
-    Ok(Response::from_parts(parts, body::full(masked)))
+    Ok(Response::from_parts(
+        parts,
+        claim.hold_until_sent(body::full(masked)),
+    ))
+}
+
+/// The answer when the buffer budget stays spent: try again, nothing unmasked relayed.
+pub(crate) fn busy() -> Response<Body> {
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the gateway is redacting too many large responses at once; try again shortly",
+    )
 }
 
 fn has_content_encoding(headers: &HeaderMap) -> bool {

@@ -4,18 +4,29 @@ use http::{Response, StatusCode};
 
 use crate::body::{refusal, Body};
 use crate::error::{
-    is_caused_by, RackCertificateMismatch, RackTimeout, RackUnavailable, StoreUnavailable,
+    is_caused_by, ClientBodyError, RackCertificateMismatch, RackTimeout, RackUnavailable,
+    StoreUnavailable,
 };
 
 /// The response for an infrastructure error; the error itself is logged, not shown.
 pub fn rescue_response(error: &(dyn std::error::Error + 'static)) -> Response<Body> {
-    let (status, message) = if is_caused_by::<RackCertificateMismatch>(error) {
+    // The caller sees a fixed line per cause: the full error (with the rack's address and the
+    // transport's words) goes to the log only.
+    let (status, message) = if is_caused_by::<ClientBodyError>(error) {
+        (
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read (malformed or cut short)".to_owned(),
+        )
+    } else if is_caused_by::<RackCertificateMismatch>(error) {
         (
             StatusCode::BAD_GATEWAY,
             "rack certificate verification failed".to_owned(),
         )
-    } else if let Some(unavailable) = find::<RackUnavailable>(error) {
-        (StatusCode::BAD_GATEWAY, unavailable.to_string())
+    } else if is_caused_by::<RackUnavailable>(error) {
+        (
+            StatusCode::BAD_GATEWAY,
+            "rack unavailable; try again shortly".to_owned(),
+        )
     } else if let Some(timeout) = find::<RackTimeout>(error) {
         (StatusCode::GATEWAY_TIMEOUT, timeout.to_string())
     } else if is_caused_by::<StoreUnavailable>(error) {
@@ -67,11 +78,24 @@ mod tests {
                 StoreUnavailable("pool timed out".into()).into(),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
+            (
+                ClientBodyError("invalid chunk size".into()).into(),
+                StatusCode::BAD_REQUEST,
+            ),
             ("something else".into(), StatusCode::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
             assert_eq!(rescue_response(error.as_ref()).status(), status, "{error}");
         }
+    }
+
+    #[test]
+    fn rack_addresses_are_not_shown_to_callers() {
+        let error: BoxError =
+            RackUnavailable("cannot connect to 10.1.2.3:5443: connection refused".into()).into();
+        let response = rescue_response(error.as_ref());
+        let reason = response.headers()["x-error-reason"].to_str().unwrap();
+        assert!(!reason.contains("10.1.2.3"), "{reason}");
     }
 
     #[test]

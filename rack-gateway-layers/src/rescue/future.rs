@@ -16,13 +16,32 @@ pin_project! {
     /// The inner future, with its error turned into a response.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Failed { response: Option<Response<Body>> },
+        Calling { #[pin] inner: F },
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(inner: F) -> Self {
-        ResponseFuture { inner }
+        ResponseFuture {
+            state: State::Calling { inner },
+        }
+    }
+
+    /// Answers with `error` without calling the inner service.
+    pub(super) fn failed(error: &(dyn std::error::Error + 'static)) -> Self {
+        ResponseFuture {
+            state: State::Failed {
+                response: Some(rescue_response(error)),
+            },
+        }
     }
 }
 
@@ -33,9 +52,16 @@ where
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = ready!(self.project().inner.poll(cx));
-        Poll::Ready(Ok(
-            outcome.unwrap_or_else(|error| rescue_response(error.as_ref()))
-        ))
+        match self.project().state.project() {
+            StateProj::Failed { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| rescue_response(&*BoxError::from("polled after completion"))))),
+            StateProj::Calling { inner } => {
+                let outcome = ready!(inner.poll(cx));
+                Poll::Ready(Ok(
+                    outcome.unwrap_or_else(|error| rescue_response(error.as_ref()))
+                ))
+            }
+        }
     }
 }

@@ -24,14 +24,34 @@ impl RescueLayer {
 impl<S> Layer<S> for RescueLayer {
     type Service = Rescue<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Rescue { inner }
+        Rescue::new(inner)
     }
 }
 
 /// Turns the inner service's errors into 5xx responses; never fails itself.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Rescue<S> {
     inner: S,
+    /// Why the inner service could not become ready: the next call is answered with it instead
+    /// of calling a service that is not ready.
+    not_ready: Option<BoxError>,
+}
+
+impl<S> Rescue<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Rescue {
+            inner,
+            not_ready: None,
+        }
+    }
+}
+
+impl<S: Clone> Clone for Rescue<S> {
+    fn clone(&self) -> Self {
+        // A readiness failure belongs to the clone that saw it.
+        Rescue::new(self.inner.clone())
+    }
 }
 
 impl<S, B> Service<Request<B>> for Rescue<S>
@@ -43,10 +63,14 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // A service that cannot become ready still gets requests; its error is rescued per call.
+        if self.not_ready.is_some() {
+            return Poll::Ready(Ok(()));
+        }
         match self.inner.poll_ready(cx) {
+            // The request that follows is answered with this failure, and the inner service is
+            // not called without having been ready.
             Poll::Ready(Err(error)) => {
-                tracing::error!(error = %error, "inner service failed to become ready");
+                self.not_ready = Some(error);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
@@ -55,6 +79,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ResponseFuture::new(self.inner.call(request))
+        match self.not_ready.take() {
+            Some(error) => ResponseFuture::failed(error.as_ref()),
+            None => ResponseFuture::new(self.inner.call(request)),
+        }
     }
 }

@@ -31,7 +31,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use rack_gateway_core::audit::AuditDecision;
 use rack_gateway_core::identity::Principal;
-use rack_gateway_core::rbac::authorize;
 use rack_gateway_core::redact::{canonical_json, redact_text};
 use rack_gateway_core::settings::{
     catalogue, check_app_name, group_delete, group_update, Resolved, Scope, SettingDef, Settings,
@@ -51,62 +50,22 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// Records an audit event with a resource (queued; never dropped).
-    fn record(
-        &self,
-        action: &str,
-        resource: Option<String>,
-        decision: AuditDecision,
-        reason: &str,
-        status: u16,
-        details: &Value,
-    ) {
+    /// Adds a record about one setting to the call's records.
+    fn record(&self, action: &str, resource: String, reason: &str, details: &Value) {
         // Settings are not secrets, but free text goes through the last line of defence anyway.
         let details = redact_text(&canonical_json(details), &[]).into_owned();
         let reason = redact_text(reason, &[]);
         let mut event = self
             .caller
-            .event(action, decision, &reason, status, details);
-        event.resource = resource;
-        let writer = self.state.writer.clone();
-        tokio::spawn(async move {
-            if let Err(error) = writer.record(event).await {
-                tracing::error!(%error, "could not queue the audit record of a settings call");
-            }
-        });
+            .event(action, AuditDecision::Allow, &reason, details);
+        event.resource = Some(resource);
+        event.http_status = 200;
+        self.caller.note.add_record(event);
     }
 
-    /// Records a refusal and returns it.
-    fn refuse(&self, action: &str, resource: Option<String>, error: ApiError) -> ApiError {
-        self.record(
-            action,
-            resource,
-            AuditDecision::Deny,
-            &error.message,
-            error.status.as_u16(),
-            &json!({}),
-        );
-        error
-    }
-
-    /// Checks a permission; a refusal is recorded and answered 403.
-    fn require(
-        &self,
-        permission: &str,
-        action: &str,
-        resource: Option<String>,
-    ) -> Result<String, ApiError> {
-        match authorize(&self.caller.principal.access(), permission) {
-            Ok(grant) => Ok(grant.0),
-            Err(denial) => Err(self.refuse(
-                action,
-                resource,
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!("permission denied: {}", denial.0),
-                ),
-            )),
-        }
+    /// Names the setting (or group) the call is about, for its record.
+    fn target(&self, target: &str) {
+        self.caller.resource(target);
     }
 
     /// Who is recorded as having written a setting: the email, or the token's name.
@@ -174,23 +133,12 @@ async fn write(
         .put_settings(app, &rows, updated_by.as_deref())
         .await
     {
-        let failure = match error {
+        return Err(match error {
             rack_gateway_core::store::StoreError::Invalid { .. } => {
                 ApiError::bad_request(error.to_string())
             }
             other => ApiError::unavailable("settings store", &other),
-        };
-        for (def, _) in &values {
-            call.record(
-                "setting.update",
-                Some(resource(app, def.key)),
-                AuditDecision::Error,
-                &failure.message,
-                failure.status.as_u16(),
-                &json!({}),
-            );
-        }
-        return Err(failure);
+        });
     }
     let patched = values
         .iter()
@@ -201,10 +149,8 @@ async fn write(
     for (def, _) in &values {
         call.record(
             "setting.update",
-            Some(resource(app, def.key)),
-            AuditDecision::Allow,
+            resource(app, def.key),
             grant,
-            200,
             &json!({
                 "old": resolve(&before, app, def.key),
                 "new": resolve(&after, app, def.key),
@@ -231,18 +177,7 @@ async fn delete(
         .delete_settings(app, &keys)
         .await
     {
-        let failure = ApiError::unavailable("settings store", &error);
-        for def in &defs {
-            call.record(
-                "setting.delete",
-                Some(resource(app, def.key)),
-                AuditDecision::Error,
-                &failure.message,
-                failure.status.as_u16(),
-                &json!({}),
-            );
-        }
-        return Err(failure);
+        return Err(ApiError::unavailable("settings store", &error));
     }
     let patched = defs.iter().fold((*before).clone(), |settings, def| {
         settings.with_stored(app, def.key, None)
@@ -251,10 +186,8 @@ async fn delete(
     for def in &defs {
         call.record(
             "setting.delete",
-            Some(resource(app, def.key)),
-            AuditDecision::Allow,
+            resource(app, def.key),
             grant,
-            200,
             &json!({
                 "old": resolve(&before, app, def.key),
                 "new": resolve(&after, app, def.key),
@@ -311,14 +244,7 @@ pub(super) async fn list_global(
         caller: &caller,
     };
     let all = state.settings.current().global_all();
-    call.record(
-        "setting.list",
-        None,
-        AuditDecision::Allow,
-        "authenticated",
-        200,
-        &json!({"scope": "global"}),
-    );
+    call.caller.details(json!({"scope": "global"}));
     Json(all)
 }
 
@@ -332,17 +258,10 @@ pub(super) async fn list_app(
         state: &state,
         caller: &caller,
     };
-    check_app_name(&app)
-        .map_err(|e| call.refuse("setting.list", Some(app.clone()), bad_request(e)))?;
+    call.target(&app);
+    check_app_name(&app).map_err(bad_request)?;
     let all = state.settings.current().app_all(&app);
-    call.record(
-        "setting.list",
-        Some(app),
-        AuditDecision::Allow,
-        "authenticated",
-        200,
-        &json!({"scope": "app"}),
-    );
+    call.caller.details(json!({"scope": "app"}));
     Ok(Json(all))
 }
 
@@ -387,18 +306,14 @@ pub(super) async fn put_app(
         state: &state,
         caller: &caller,
     };
-    check_app_name(&app)
-        .map_err(|e| call.refuse("setting.update", Some(app.clone()), bad_request(e)))?;
+    call.target(&app);
+    check_app_name(&app).map_err(bad_request)?;
     if let Some(def) = catalogue::app_single_key(&segment) {
-        let target = Some(resource(Some(&app), def.key));
-        let grant = call.require(
-            &catalogue::key_permission(def.key),
-            "setting.update",
-            target.clone(),
-        )?;
-        let value = parse_json(&body)
-            .and_then(|value| def.normalize(value).map_err(bad_request))
-            .map_err(|e| call.refuse("setting.update", target, e))?;
+        call.target(&resource(Some(&app), def.key));
+        let grant = caller.require(&catalogue::key_permission(def.key))?;
+        caller.note.set_reason(&grant);
+        let value =
+            parse_json(&body).and_then(|value| def.normalize(value).map_err(bad_request))?;
         return write(&call, Some(&app), vec![(def, value)], &grant, &[def.key])
             .await
             .map(Json);
@@ -419,15 +334,12 @@ pub(super) async fn delete_app(
         state: &state,
         caller: &caller,
     };
-    check_app_name(&app)
-        .map_err(|e| call.refuse("setting.delete", Some(app.clone()), bad_request(e)))?;
+    call.target(&app);
+    check_app_name(&app).map_err(bad_request)?;
     if let Some(def) = catalogue::app_single_key(&segment) {
-        let target = Some(resource(Some(&app), def.key));
-        let grant = call.require(
-            &catalogue::key_permission(def.key),
-            "setting.delete",
-            target,
-        )?;
+        call.target(&resource(Some(&app), def.key));
+        let grant = caller.require(&catalogue::key_permission(def.key))?;
+        caller.note.set_reason(&grant);
         return delete(&call, Some(&app), vec![def], &grant).await.map(Json);
     }
     delete_group(&call, Some(&app), &segment, query.as_deref())
@@ -447,16 +359,10 @@ fn find_group(
     call: &Call<'_>,
     app: Option<&str>,
     name: &str,
-    action: &str,
 ) -> Result<&'static catalogue::SettingGroup, ApiError> {
-    catalogue::group(scope_of(app), name).ok_or_else(|| {
-        let target = Some(resource(app, name));
-        call.refuse(
-            action,
-            target,
-            not_found(format!("unknown settings endpoint {name:?}")),
-        )
-    })
+    call.target(&resource(app, name));
+    catalogue::group(scope_of(app), name)
+        .ok_or_else(|| not_found(format!("unknown settings endpoint {name:?}")))
 }
 
 async fn put_group(
@@ -465,13 +371,13 @@ async fn put_group(
     name: &str,
     body: &Bytes,
 ) -> Result<ResolvedMap, ApiError> {
-    let group = find_group(call, app, name, "setting.update")?;
-    let target = Some(resource(app, group.name));
-    let grant = call.require(&group.permission(), "setting.update", target.clone())?;
+    let group = find_group(call, app, name)?;
+    call.target(&resource(app, group.name));
+    let grant = call.caller.require(&group.permission())?;
+    call.caller.note.set_reason(&grant);
     let values = parse_json(body)
         .and_then(object)
-        .and_then(|body| group_update(group, body).map_err(bad_request))
-        .map_err(|e| call.refuse("setting.update", target, e))?;
+        .and_then(|body| group_update(group, body).map_err(bad_request))?;
     write(call, app, values, &grant, group.keys).await
 }
 
@@ -481,11 +387,11 @@ async fn delete_group(
     name: &str,
     query: Option<&str>,
 ) -> Result<ResolvedMap, ApiError> {
-    let group = find_group(call, app, name, "setting.delete")?;
-    let target = Some(resource(app, group.name));
-    let grant = call.require(&group.permission(), "setting.delete", target.clone())?;
-    let defs = group_delete(group, &query_keys(query))
-        .map_err(|e| call.refuse("setting.delete", target, bad_request(e)))?;
+    let group = find_group(call, app, name)?;
+    call.target(&resource(app, group.name));
+    let grant = call.caller.require(&group.permission())?;
+    call.caller.note.set_reason(&grant);
+    let defs = group_delete(group, &query_keys(query)).map_err(bad_request)?;
     delete(call, app, defs, &grant).await
 }
 

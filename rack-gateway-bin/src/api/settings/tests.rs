@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use axum::Router;
 use http_body_util::BodyExt as _;
 use rack_gateway_core::audit::{AuditEvent, ChainKey, Keyring};
 use rack_gateway_core::identity::{
@@ -22,7 +21,7 @@ use super::*;
 use crate::settings::SettingsCache;
 
 struct Fixture {
-    router: Router,
+    router: super::super::ApiService<Body>,
     store: Arc<dyn Store>,
     settings: Arc<SettingsCache>,
     admin: String,
@@ -91,9 +90,11 @@ async fn fixture(env: &[(&str, &str)]) -> Fixture {
         secrets: SecretRules::new(Vec::<String>::new()),
         env_policy: settings.clone(),
         settings: Arc::clone(&settings),
+        audit: rack_gateway_layers::audit::AuditConfig::new(""),
+        budget: rack_gateway_layers::redact::BufferBudget::default(),
     };
     Fixture {
-        router: super::super::router(state),
+        router: super::super::service(state),
         store,
         settings,
         admin,
