@@ -14,6 +14,7 @@
 //! assert!(hash.matches(&TokenHash::of(secret.expose())));
 //! ```
 
+mod cache;
 mod principal;
 mod resolver;
 mod token;
