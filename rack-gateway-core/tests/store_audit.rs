@@ -245,6 +245,8 @@ async fn appends_read_back_exactly_and_verify(store: Arc<dyn Store>, opener: Ope
     unusual.user_agent = Some("ü".repeat(600));
     unusual.reason = "NUL\0inside".into();
     unusual.details = r#"{"k":"\u0000 \"q\" é"}"#.into();
+    unusual.path = Some("/apps?t=rgw_abcdefghijklmnopqrstuvwxyz0123456789-_ABCDE".into());
+    unusual.request_id = "rgs%5Fabcdefghijklmnopqrstuvwxyz0123456789-_ABCDE".into();
     let mut appended = Vec::new();
     for (i, size) in [1, 3, 100, 7].into_iter().enumerate() {
         let mut batch = events(i * 1000, size);
@@ -268,6 +270,12 @@ async fn appends_read_back_exactly_and_verify(store: Arc<dyn Store>, opener: Ope
     );
     assert_eq!(stored_unusual.reason, "NUL\u{fffd}inside");
     assert_eq!(stored_unusual.details, unusual.details);
+    // Tokens are redacted before sealing: what is stored (and verifies) holds none.
+    assert_eq!(
+        stored_unusual.path.as_deref(),
+        Some("/apps?t=rgw_[REDACTED]")
+    );
+    assert_eq!(stored_unusual.request_id, "rgs%5F[REDACTED]");
 
     // Read back exactly as sealed, by another instance too, whole and in pages.
     assert_eq!(all_rows(&store).await, appended);

@@ -158,6 +158,8 @@ mod tests {
         assert_eq!(key.id(), "6b9b5d3d9125223c");
         let mut record = vector_record();
         record.key_id = key.id().to_owned();
+        // Sealing normalizes events first; the vector's event is already normal.
+        assert_eq!(record.event.clone().normalized(), record.event);
         let input = mac_input(&record);
         assert_eq!(input.len(), 309);
         // prefix (12) + seq (8) + prev_mac (32), then the first field: length 27 + text.

@@ -1,11 +1,13 @@
 //! What is recorded about each request or gateway action.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::identity::Principal;
+use crate::redact::redact_credentials;
 
 /// User agents longer than this are truncated (on a character boundary) before hashing.
 pub const USER_AGENT_MAX_CHARS: usize = 512;
@@ -172,14 +174,51 @@ impl AuditEvent {
         self.token_name = token_name;
     }
 
-    /// Applies the length limits, so that what is hashed is exactly what is stored.
+    /// Removes gateway credentials and applies the length limits, so that what is hashed is
+    /// exactly what is stored.
+    ///
+    /// Every text column but `client_ip` goes through [`redact_credentials`]: a client can put
+    /// its token in a query parameter, its user agent or its request id, and field-name rules
+    /// cannot know that. `details` is redacted as JSON text, which stays valid JSON (the
+    /// replacement holds no quote or backslash). The user agent is cut after redaction, so a
+    /// token straddling the limit is not kept in part.
     pub fn normalized(mut self) -> Self {
+        for text in [
+            &mut self.request_id,
+            &mut self.actor_email,
+            &mut self.actor_name,
+            &mut self.action,
+            &mut self.reason,
+            &mut self.details,
+        ] {
+            scrub(text);
+        }
+        for text in [
+            &mut self.token_id,
+            &mut self.token_name,
+            &mut self.user_agent,
+            &mut self.resource,
+            &mut self.method,
+            &mut self.path,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            scrub(text);
+        }
         if let Some(agent) = &mut self.user_agent {
             if let Some((cut, _)) = agent.char_indices().nth(USER_AGENT_MAX_CHARS) {
                 agent.truncate(cut);
             }
         }
         self
+    }
+}
+
+/// Replaces `text` with its credential-free form, allocating only when something was found.
+fn scrub(text: &mut String) {
+    if let Cow::Owned(redacted) = redact_credentials(text) {
+        *text = redacted;
     }
 }
 
@@ -205,4 +244,54 @@ pub struct AuditRecord {
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&crate::audit::encode::hex(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "rgw_abcdefghijklmnopqrstuvwxyz0123456789-_ABCDE";
+
+    #[test]
+    fn normalizing_removes_tokens_from_every_text_column() {
+        let mut event = AuditEvent::system(&format!("a.{TOKEN}"), &format!("r {TOKEN}"));
+        event.request_id = TOKEN.to_owned();
+        event.actor_email = format!("{TOKEN}@example.com");
+        event.actor_name = TOKEN.to_owned();
+        event.token_id = Some(TOKEN.to_owned());
+        event.token_name = Some(TOKEN.to_owned());
+        event.user_agent = Some(format!("curl/8 {TOKEN}"));
+        event.resource = Some(format!("web/{TOKEN}"));
+        event.method = Some(TOKEN.to_owned());
+        event.path = Some(format!("/apps?t={TOKEN}"));
+        event.details = format!("{{\"q\":\"t={TOKEN}\",\"{TOKEN}\":1}}");
+        event.client_ip = Some("10.0.0.1".to_owned());
+        let normalized = event.normalized();
+        let text = serde_json::to_string(&normalized).unwrap_or_default();
+        assert!(!text.contains(&TOKEN[4..]), "{text}");
+        assert_eq!(normalized.path.as_deref(), Some("/apps?t=rgw_[REDACTED]"));
+        assert_eq!(normalized.request_id, "rgw_[REDACTED]");
+        let details: serde_json::Value = serde_json::from_str(&normalized.details).unwrap();
+        assert_eq!(details["q"], "t=rgw_[REDACTED]");
+        assert_eq!(normalized.client_ip.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_user_agent_is_cut_after_redaction() {
+        let mut event = AuditEvent::system("a.b", "r");
+        let padding = "x".repeat(USER_AGENT_MAX_CHARS - 10);
+        event.user_agent = Some(format!("{padding} {TOKEN}"));
+        let agent = event.normalized().user_agent.unwrap_or_default();
+        assert_eq!(agent.chars().count(), USER_AGENT_MAX_CHARS);
+        assert!(agent.ends_with(" rgw_[REDA"), "{agent}");
+    }
+
+    #[test]
+    fn events_without_tokens_are_unchanged() {
+        let mut event = AuditEvent::system("app.list", "granted by role viewer");
+        event.path = Some("/apps/rgw-web/processes?storage-rg=1".to_owned());
+        event.user_agent = Some("convox/3.19 (rgw_short)".to_owned());
+        event.details = r#"{"query":"page=2"}"#.to_owned();
+        assert_eq!(event.clone().normalized(), event);
+    }
 }

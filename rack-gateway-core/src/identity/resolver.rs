@@ -7,26 +7,47 @@
 //! resumes the cache is emptied, since changes may have been missed. Keeping entries through a
 //! disconnection is deliberate: the usual cause is the database being down, when no revocation
 //! can be committed anyway, and reads keep working meanwhile (their audit records are queued).
+//!
+//! Refusals (an unknown token, an expired one, one whose owner is locked…) are remembered too,
+//! for a shorter TTL ([`ResolverConfig::negative_ttl`]), and forgotten on every feed event: a
+//! token created a moment ago is accepted as soon as its creation is heard of, never refused
+//! for longer because of an older refusal. The cache is sharded by token hash (see `cache.rs`).
+//!
+//! A flood of distinct well-formed tokens misses every cache. Store lookups are therefore
+//! limited to [`ResolverConfig::max_concurrent_lookups`] at a time, so such a flood cannot take
+//! the whole database pool; past the limit a lookup waits its turn (first come, first served)
+//! for at most [`ResolverConfig::lookup_wait`] and then fails as a store error (503), never as
+//! a refusal. Legitimate tokens mostly hit the cache and are not slowed by the flood.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use tokio::time::Instant;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::cache::IdentityCache;
 use super::{ApiToken, ApiTokenSecret, Principal, TokenHash, TokenPrincipal, UserStatus};
 use crate::rbac::Permission;
 use crate::store::{IdentityEvent, Store, StoreError};
 
-/// Cache settings.
+/// Cache and lookup settings.
 #[derive(Clone, Copy, Debug)]
 pub struct ResolverConfig {
     /// How long a resolved identity is reused without asking the store.
     pub ttl: Duration,
-    /// At most this many cached identities; the cache is emptied when full.
+    /// At most about this many cached identities (split between the cache's shards; a full
+    /// shard drops its stale entries, or all of them).
     pub capacity: usize,
+    /// How long a refusal (unknown, expired, owner not active) is reused; zero: not at all.
+    pub negative_ttl: Duration,
+    /// At most about this many remembered refusals (split like `capacity`).
+    pub negative_capacity: usize,
+    /// At most this many store lookups at a time (at least 1); keep it well under the store's
+    /// connection pool (16 by default).
+    pub max_concurrent_lookups: usize,
+    /// How long a lookup waits for its turn before failing as a store error.
+    pub lookup_wait: Duration,
 }
 
 impl Default for ResolverConfig {
@@ -34,6 +55,10 @@ impl Default for ResolverConfig {
         ResolverConfig {
             ttl: Duration::from_secs(10),
             capacity: 10_000,
+            negative_ttl: Duration::from_secs(2),
+            negative_capacity: 10_000,
+            max_concurrent_lookups: 8,
+            lookup_wait: Duration::from_secs(5),
         }
     }
 }
@@ -49,24 +74,15 @@ pub enum ResolveError {
     Store(#[from] StoreError),
 }
 
-#[derive(Clone)]
-struct Cached {
-    principal: Arc<Principal>,
-    token: Arc<ApiToken>,
-    fetched: Instant,
-}
-
 /// Resolves credentials to principals; share one per process behind an `Arc`.
 pub struct IdentityResolver {
     store: Arc<dyn Store>,
     config: ResolverConfig,
-    cache: Mutex<HashMap<TokenHash, Cached>>,
+    cache: IdentityCache,
+    /// Store lookups in flight.
+    lookups: Semaphore,
     /// Whether the identity feed is connected (for diagnostics).
     feed_connected: AtomicBool,
-    /// Set when the feed task ended: nothing is cached any more.
-    feed_ended: AtomicBool,
-    /// Bumped on every feed event, so a lookup that raced a change is not cached.
-    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for IdentityResolver {
@@ -88,10 +104,9 @@ impl IdentityResolver {
         let resolver = Arc::new(IdentityResolver {
             store,
             config,
-            cache: Mutex::new(HashMap::new()),
+            cache: IdentityCache::new(&config),
+            lookups: Semaphore::new(config.max_concurrent_lookups.max(1)),
             feed_connected: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
-            feed_ended: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&resolver);
         tokio::spawn(async move {
@@ -103,8 +118,7 @@ impl IdentityResolver {
             }
             if let Some(resolver) = weak.upgrade() {
                 // The feed ended for good: stop caching, so nothing can go stale unbounded.
-                resolver.feed_ended.store(true, Ordering::SeqCst);
-                resolver.on_event(IdentityEvent::Changed);
+                resolver.cache.disable();
             }
         });
         Ok(resolver)
@@ -120,19 +134,12 @@ impl IdentityResolver {
             tracing::warn!("identity feed disconnected; cached identities expire within the TTL");
             return;
         }
-        let mut cache = self.cache_lock();
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        cache.clear();
-    }
-
-    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Cached>> {
-        // A panic while holding the lock cannot leave the map inconsistent for our use.
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cache.invalidate();
     }
 
     /// Whether the identity feed is connected now.
     pub fn feed_connected(&self) -> bool {
-        self.feed_connected.load(Ordering::SeqCst) && !self.feed_ended.load(Ordering::SeqCst)
+        self.feed_connected.load(Ordering::SeqCst) && !self.cache.is_disabled()
     }
 
     /// The store this resolver reads.
@@ -148,34 +155,63 @@ impl IdentityResolver {
         if !ApiTokenSecret::is_well_formed(presented) {
             return None;
         }
-        let hash = TokenHash::of(presented);
-        let cache = self.cache_lock();
-        let hit = cache.get(&hash)?;
-        let fresh = hit.fetched.elapsed() < self.config.ttl && !hit.token.is_expired(Utc::now());
-        fresh.then(|| Arc::clone(&hit.principal))
+        self.cache.principal(&TokenHash::of(presented), Utc::now())
     }
 
-    /// Resolves a presented API token.
+    /// Resolves a presented API token: from the cache, or from the store (see the module docs).
     pub async fn resolve_api_token(&self, presented: &str) -> Result<Arc<Principal>, ResolveError> {
         let secret =
             ApiTokenSecret::parse(presented).ok_or(ResolveError::Refused("invalid API token"))?;
         let hash = secret.hash();
-        let now = Utc::now();
-        {
-            let hit = self.cache_lock().get(&hash).cloned();
-            if let Some(hit) = hit {
-                if hit.fetched.elapsed() < self.config.ttl {
-                    if hit.token.is_expired(now) {
-                        return Err(ResolveError::Refused("API token has expired"));
-                    }
-                    return Ok(hit.principal);
-                }
-            }
+        if let Some(known) = self.cache.get(&hash, Utc::now()) {
+            return known.into_result();
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let _permit = self.lookup_permit().await?;
+        // Another lookup of the same token may have finished while this one waited.
+        let now = Utc::now();
+        if let Some(known) = self.cache.get(&hash, now) {
+            return known.into_result();
+        }
+        let generation = self.cache.generation();
+        match self.fetch(&hash, now).await {
+            Ok((principal, token)) => {
+                self.touch(&token, now);
+                self.cache.remember_resolved(
+                    hash,
+                    generation,
+                    Arc::clone(&principal),
+                    token.expires_at,
+                );
+                Ok(principal)
+            }
+            Err(ResolveError::Refused(reason)) => {
+                self.cache.remember_refused(hash, generation, reason);
+                Err(ResolveError::Refused(reason))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A turn to query the store, waiting at most [`ResolverConfig::lookup_wait`].
+    async fn lookup_permit(&self) -> Result<SemaphorePermit<'_>, StoreError> {
+        match tokio::time::timeout(self.config.lookup_wait, self.lookups.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; were it, waiting longer would not help either.
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(
+                "too many API token lookups waiting".into(),
+            )),
+        }
+    }
+
+    /// Reads the token and its owner from the store and checks that they may act at `now`.
+    async fn fetch(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<Principal>, ApiToken), ResolveError> {
         let token = self
             .store
-            .token_by_hash(&hash)
+            .token_by_hash(hash)
             .await?
             .ok_or(ResolveError::Refused("invalid API token"))?;
         if token.is_expired(now) {
@@ -215,6 +251,11 @@ impl IdentityResolver {
             owner_name,
             permissions,
         }));
+        Ok((principal, token))
+    }
+
+    /// Records the token's use in the background (not an identity change; failures are logged).
+    fn touch(&self, token: &ApiToken, now: DateTime<Utc>) {
         let store = Arc::clone(&self.store);
         let token_id = token.id;
         tokio::spawn(async move {
@@ -222,22 +263,5 @@ impl IdentityResolver {
                 tracing::warn!(%error, token_id, "could not record token use");
             }
         });
-        let mut cache = self.cache_lock();
-        let unchanged = self.generation.load(Ordering::SeqCst) == generation;
-        if unchanged && !self.feed_ended.load(Ordering::SeqCst) {
-            if cache.len() >= self.config.capacity {
-                cache.clear();
-            }
-            cache.insert(
-                hash,
-                Cached {
-                    principal: Arc::clone(&principal),
-                    token: Arc::new(token),
-                    fetched: Instant::now(),
-                },
-            );
-        }
-        drop(cache);
-        Ok(principal)
     }
 }

@@ -13,6 +13,10 @@ use uuid::Uuid;
 /// Every API token starts with this prefix, so that it can be told apart from a session token.
 pub const TOKEN_PREFIX: &str = "rgw_";
 
+/// Every session token will start with this prefix, followed (like an API token) by 43 unpadded
+/// base64url characters; fixed now so that redaction recognises session tokens already.
+pub const SESSION_TOKEN_PREFIX: &str = "rgs_";
+
 const TOKEN_BYTES: usize = 32;
 /// Unpadded base64url of 32 bytes.
 const TOKEN_BODY_LEN: usize = 43;

@@ -10,6 +10,10 @@
 //!   according to what they may see ([`Reveal`]).
 //! - [`redact_query`] and [`redact_form_pairs`] replace sensitive fields by [`REDACTED`] for audit
 //!   details; [`redact_text`] is a last line of defence for free text.
+//! - [`redact_credentials`] replaces anything shaped like a gateway token (`rgw_…`, `rgs_…`) in
+//!   any text; every audit event goes through it before it is sealed.
+//! - [`redact_command`] redacts a command line: secret `NAME=value` assignments, URL passwords
+//!   and gateway tokens.
 //! - [`canonical_json`] renders audit details with sorted keys and no spaces.
 //!
 //! ```
@@ -28,6 +32,8 @@
 //! assert_eq!(redact_query("page=2&access_token=abc", &rules), "page=2&access_token=[REDACTED]");
 //! ```
 
+mod command;
+mod credentials;
 mod env;
 mod json;
 mod query;
@@ -35,6 +41,8 @@ mod rules;
 mod text;
 mod url;
 
+pub use command::{redact_command, redact_command_with};
+pub use credentials::{redact_credentials, MIN_BODY_CHARS};
 pub use env::{mask_env, mask_env_value, mask_env_with, EnvError, EnvMap, Reveal};
 pub use json::canonical_json;
 pub use query::{redact_form_pairs, redact_query};
