@@ -1,11 +1,16 @@
 //! Where the gateway keeps its state: PostgreSQL, or the embedded store.
 
+use std::fmt;
 use std::path::PathBuf;
+
+use rack_gateway_core::redact::{mask_url_credentials, redact_query, SecretRules};
 
 use super::env::{ConfigError, Env};
 
 /// Store settings shared by `serve` and the operator commands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The `Debug` output masks the password of DATABASE_URL (userinfo or `password=` parameter).
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// PostgreSQL URL; when `None`, the embedded store in `data_dir` is used.
     pub database_url: Option<String>,
@@ -13,6 +18,29 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// PostgreSQL pool size.
     pub max_connections: usize,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(masked_database_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// DATABASE_URL fit for logs: the userinfo password masked, and so is a `password` parameter
+/// (tokio-postgres reads one from the query too).
+fn masked_database_url(url: &str) -> String {
+    let masked = mask_url_credentials(url);
+    match masked.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", redact_query(query, &SecretRules::default())),
+        None => masked.into_owned(),
+    }
 }
 
 impl StoreConfig {
@@ -71,5 +99,45 @@ impl StoreConfig {
         .await?;
         store.migrate().await?;
         Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_url(url: &str) -> StoreConfig {
+        StoreConfig::from_env(&Env::from_pairs([("DATABASE_URL", url)])).unwrap()
+    }
+
+    #[test]
+    fn debug_masks_the_database_password() {
+        let shown = format!(
+            "{:?}",
+            with_url("postgres://gateway:hunter2@db:5432/gateway?sslmode=verify-full")
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains(
+                "postgres://gateway:********************@db:5432/gateway?sslmode=verify-full"
+            ),
+            "{shown}"
+        );
+
+        let shown = format!(
+            "{:?}",
+            with_url("postgresql://gateway@db/gateway?password=hunter2&sslmode=require")
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+
+        let shown = format!("{:?}", with_url("postgres://gateway@db/gateway"));
+        assert!(shown.contains("postgres://gateway@db/gateway"), "{shown}");
+    }
+
+    #[test]
+    fn debug_of_the_embedded_store() {
+        let shown = format!("{:?}", StoreConfig::from_env(&Env::from_pairs([])).unwrap());
+        assert!(shown.contains("database_url: None"), "{shown}");
     }
 }

@@ -7,11 +7,11 @@
 
 mod audit;
 mod settings;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +20,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Json, ToSql};
-use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Config, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::{codec, schema, IdentityEvent, IdentityWatch, Store, StoreError};
@@ -49,11 +50,13 @@ const TOKEN_COLUMNS: &str = "t.id, t.public_id, t.name, t.owner_id, u.email AS o
 
 /// The production store, shared by every gateway instance.
 ///
-/// Connections are plain TCP without TLS for now (`NoTls`): keep the database on a private
-/// network or on the loopback interface until TLS support lands.
+/// Connections use TLS as the URL's `sslmode` (and `sslrootcert`) ask, with libpq's meanings;
+/// the default, `prefer`, uses TLS whenever the server offers it.
 pub struct PostgresStore {
     pool: Pool,
     config: Config,
+    /// Connects the identity watchers as the pool does.
+    tls: MakeRustlsConnect,
     /// Dropped with the store, which ends every watcher task.
     shutdown: watch::Sender<()>,
 }
@@ -67,13 +70,14 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Builds a pool of at most `max_connections` from a `postgres://…` URL and checks that the
-    /// server answers.
+    /// Builds a pool of at most `max_connections` from a `postgres://…` URL (or libpq
+    /// `key=value` string) and checks that the server answers.
+    ///
+    /// Besides what tokio-postgres reads, the URL may carry libpq's `sslmode` (`disable`,
+    /// `prefer`, `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of trusted
+    /// CA certificates; the system roots otherwise).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let mut config = Config::from_str(url).map_err(|e| StoreError::Invalid {
-            field: "database_url",
-            reason: e.to_string(),
-        })?;
+        let (mut config, tls) = tls::configure(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -82,7 +86,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -98,6 +102,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             config,
+            tls,
             shutdown: watch::channel(()).0,
         };
         store.ping().await?;
@@ -108,7 +113,7 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("database: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("database: {}", pool_error(&e))))
     }
 
     async fn query(
@@ -148,6 +153,15 @@ impl PostgresStore {
     ) -> Result<Option<User>, StoreError> {
         let rows = self.query(sql, params, conflict).await?;
         rows.first().map(user_from_row).transpose()
+    }
+}
+
+/// Describes a failure to get a pooled connection: for a failed connection attempt, the driver's
+/// error with its causes (deadpool's wrapper adds nothing useful).
+fn pool_error(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(driver) => tls::describe_error(driver),
+        other => tls::describe_error(other),
     }
 }
 
@@ -467,9 +481,10 @@ impl Store for PostgresStore {
 
     async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
         let (tx, rx) = mpsc::channel(FEED_CAPACITY);
-        let (client, driver) = listen(&self.config, &tx).await?;
+        let (client, driver) = listen(&self.config, &self.tls, &tx).await?;
         tokio::spawn(run_watcher(
             self.config.clone(),
+            self.tls.clone(),
             client,
             driver,
             tx,
@@ -486,12 +501,12 @@ type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Opens a dedicated connection (not from the pool) and subscribes it to [`CHANNEL`].
 async fn listen(
     config: &Config,
+    tls: &MakeRustlsConnect,
     tx: &mpsc::Sender<IdentityEvent>,
 ) -> Result<(tokio_postgres::Client, Driver), StoreError> {
-    let (client, mut connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("identity feed: {e}")))?;
+    let (client, mut connection) = config.connect(tls.clone()).await.map_err(|e| {
+        StoreError::Unavailable(format!("identity feed: {}", tls::describe_error(&e)))
+    })?;
     let events = tx.clone();
     let mut driver: Driver = Box::pin(async move {
         loop {
@@ -534,6 +549,7 @@ enum Ended {
 /// Watches until the store or the receiver goes away, reconnecting with backoff.
 async fn run_watcher(
     config: Config,
+    tls: MakeRustlsConnect,
     mut client: tokio_postgres::Client,
     mut driver: Driver,
     tx: mpsc::Sender<IdentityEvent>,
@@ -554,7 +570,7 @@ async fn run_watcher(
                 () = tx.closed() => return,
             }
             let attempt = tokio::select! {
-                attempt = listen(&config, &tx) => attempt,
+                attempt = listen(&config, &tls, &tx) => attempt,
                 _ = shutdown.changed() => return,
             };
             match attempt {
