@@ -256,3 +256,117 @@ async fn shutdown_closes_open_websocket_sessions_with_a_close_frame_and_records_
     let (code, report) = verify_cli(&env).await;
     assert_eq!(code, 0, "{report}");
 }
+
+#[tokio::test]
+async fn gateway_credentials_and_secret_assignments_never_reach_a_record() {
+    let database_url = fresh_database().await;
+    let (_rack, rack_url) = start_mock_rack().await;
+    let env = gateway_env(&database_url, &rack_url);
+    let admin = create_token(&env, "admin-creds", "admin").await;
+    let other = create_token(&env, "viewer-creds", "viewer").await;
+    let (_gateway, base) = start_gateway(&env).await;
+    let auth = basic(&admin);
+    let escaped = other.replacen('_', "%5F", 1);
+    // A token under any query name, escaped or not, in the User-Agent, in the request id, and
+    // in an API filter (recorded in the details).
+    for (id, url, agent) in [
+        (
+            "creds-query",
+            format!("{base}/api/v1/rack-proxy/apps?t={other}&x={escaped}"),
+            "curl/8".to_owned(),
+        ),
+        (
+            "creds-agent",
+            format!("{base}/api/v1/rack-proxy/apps"),
+            format!("script token={other}"),
+        ),
+        (
+            "creds-api",
+            format!("{base}/api/v1/audit-logs?actor={other}"),
+            "curl/8".to_owned(),
+        ),
+    ] {
+        let reply = send(
+            Method::GET,
+            &url,
+            &[
+                ("authorization", auth.as_str()),
+                ("x-request-id", id),
+                ("user-agent", agent.as_str()),
+            ],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{id}: {}", reply.body);
+    }
+    let spoofed_id = format!("id-{other}");
+    let reply = send(
+        Method::GET,
+        &format!("{base}/api/v1/rack-proxy/apps"),
+        &[
+            ("authorization", auth.as_str()),
+            ("x-request-id", spoofed_id.as_str()),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // An exec whose command line carries a secret assignment.
+    let processes: serde_json::Value = serde_json::from_str(
+        &send(
+            Method::GET,
+            &format!("{base}/api/v1/rack-proxy/apps/web/processes"),
+            &[("authorization", auth.as_str())],
+            Bytes::new(),
+        )
+        .await
+        .body,
+    )
+    .expect("processes");
+    let pid = processes[0]["id"].as_str().expect("pid");
+    let url = format!(
+        "{}/api/v1/rack-proxy/apps/web/processes/{pid}/exec",
+        base.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().expect("ws request");
+    let headers = request.headers_mut();
+    headers.insert("authorization", auth.parse().expect("header"));
+    headers.insert("x-request-id", "creds-exec".parse().expect("header"));
+    headers.insert(
+        "command",
+        "env STRIPE_SECRET_KEY=hunter2-live-value DATABASE_URL=postgres://app:pw-hunter3@db/app bin/console"
+            .parse()
+            .expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    socket.close(None).await.expect("close");
+    while let Some(Ok(_)) = socket.next().await {}
+
+    let rows = exported_when(&env, |rows| {
+        ["creds-query", "creds-agent", "creds-api"]
+            .iter()
+            .all(|id| !of_request(rows, id).is_empty())
+            && of_request(rows, "creds-exec")
+                .iter()
+                .any(|r| r["phase"] == "complete")
+    })
+    .await;
+    let text = serde_json::to_string(&rows).expect("rows");
+    let body = other.trim_start_matches("rgw_");
+    for secret in [body, "hunter2-live-value", "pw-hunter3"] {
+        assert!(!text.contains(secret), "{secret} stored in the audit trail");
+    }
+    assert!(text.contains("rgw_[REDACTED]"), "the redaction is visible");
+    let exec = of_request(&rows, "creds-exec")[0];
+    assert!(
+        exec["details"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("STRIPE_SECRET_KEY=[REDACTED]"),
+        "{exec}"
+    );
+    let (code, report) = verify_cli(&env).await;
+    assert_eq!(code, 0, "{report}");
+}

@@ -5,11 +5,17 @@
 //! only infrastructure failures are errors, and [`rescue`] turns those into 502/503/504
 //! responses at the edge.
 //!
-//! The request path, outermost first:
+//! The request path, outermost first, as the gateway binary stacks it:
 //!
 //! ```text
-//! rescue -> AuthenticateLayer -> AuthorizeLayer -> RackForward
+//! AuditLayer -> RescueLayer -> AuthenticateLayer -> AuthorizeLayer -> RedactLayer
+//!   -> AuditIntentLayer -> RackForward
 //! ```
+//!
+//! [`AuditLayer`](audit::AuditLayer) is outermost so that refusals, failures and abandoned
+//! requests are recorded too; [`rescue`] sits inside it so that it records the final status.
+//! Layers that must agree on what a request is share neutral modules ([`upgrade`]: what counts
+//! as a websocket).
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
-use rack_gateway_core::redact::{redact_query, redact_text, SecretRules};
+use rack_gateway_core::redact::{redact_command, redact_query, SecretRules};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -80,7 +80,10 @@ impl AuditConfig {
             client_ip: client_ip(peer, headers, &self.trusted_proxies).map(|ip| ip.to_string()),
             user_agent: header_text(headers, "user-agent"),
             websocket: is_websocket_upgrade(request),
-            command: header_text(headers, "command").map(|c| redact_text(&c, &[]).into_owned()),
+            // `env SECRET_KEY=… cmd`: secret-named assignments masked, URL passwords and
+            // gateway credentials too.
+            command: header_text(headers, "command")
+                .map(|c| redact_command(&c, &self.secrets).into_owned()),
         }
     }
 }
