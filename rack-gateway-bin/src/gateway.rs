@@ -16,6 +16,7 @@ use crate::api::ApiState;
 use crate::audit::{record_operator_action, spawn_retention, RetentionConfig};
 use crate::config::ServeConfig;
 use crate::server::health::{Health, RackProbe};
+use crate::server::listen::ConnectionLimits;
 use crate::server::{listen, routes, stack, Dispatch};
 use crate::settings::SettingsCache;
 
@@ -26,6 +27,7 @@ const AUDIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Gateway {
     dispatch: Dispatch,
     tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
     writer_task: WriterTask,
     anchors: Option<crate::anchors::AnchorHandle>,
 }
@@ -142,6 +144,7 @@ impl Gateway {
         Ok(Gateway {
             dispatch,
             tls,
+            limits: ConnectionLimits::new(config.max_connections),
             writer_task,
             anchors,
         })
@@ -157,10 +160,11 @@ impl Gateway {
         let Gateway {
             dispatch,
             tls,
+            limits,
             writer_task,
             anchors,
         } = self;
-        listen::serve(listener, tls, dispatch, shutdown).await?;
+        listen::serve(listener, tls, dispatch, limits, shutdown).await?;
         // Every writer handle went with the dispatch service: the task now drains and ends.
         if tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer_task.finished())
             .await

@@ -3,8 +3,12 @@
 //! Requests under `/api/v1/rack-proxy` go through the Tower stack of `rack-gateway-layers`
 //! ([`stack::proxy_stack`]); everything else (health now, the admin API and web UI later) is an
 //! axum router ([`routes::router`]). [`Dispatch`] picks between the two by path, and
-//! [`listen::serve`] runs it on a socket with optional TLS and graceful shutdown.
+//! [`listen::serve`] runs it on a socket with optional TLS and graceful shutdown, within the
+//! connection limits of `admission` (how many) and `connection` (how long to the first
+//! request).
 
+mod admission;
+mod connection;
 mod dispatch;
 pub mod health;
 pub mod listen;
