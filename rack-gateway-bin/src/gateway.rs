@@ -17,6 +17,7 @@ use crate::api::ApiState;
 use crate::audit::{record_operator_action, spawn_retention, RetentionConfig};
 use crate::config::ServeConfig;
 use crate::server::health::{Health, RackProbe};
+use crate::server::listen::ConnectionLimits;
 use crate::server::{listen, routes, stack, Dispatch};
 use crate::settings::SettingsCache;
 
@@ -30,6 +31,7 @@ pub struct Gateway {
     dispatch: Dispatch,
     relays: RelayTracker,
     tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
     writer_task: WriterTask,
     anchors: Option<crate::anchors::AnchorHandle>,
 }
@@ -153,6 +155,7 @@ impl Gateway {
             dispatch,
             relays,
             tls,
+            limits: ConnectionLimits::new(config.max_connections),
             writer_task,
             anchors,
         })
@@ -169,10 +172,11 @@ impl Gateway {
             dispatch,
             relays,
             tls,
+            limits,
             writer_task,
             anchors,
         } = self;
-        listen::serve(listener, tls, dispatch, shutdown).await?;
+        listen::serve(listener, tls, dispatch, limits, shutdown).await?;
         // Websocket sessions outlive their requests: close them (a close frame to each side)
         // so that their records are written before the audit queue drains.
         let still_open = relays.close_all(RELAY_CLOSE_TIMEOUT).await;

@@ -59,8 +59,7 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
     )?;
     let tokens = issue_dev_tokens(store.as_ref(), &config.audit_keys()).await?;
     let gateway = Gateway::build(&config, store).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = crate::server::listen::bind(args.listen)
         .with_context(|| format!("binding {} (choose another with --listen)", args.listen))?;
     let address = listener.local_addr().context("gateway address")?;
     print_banner(address, rack_address, &args, &tokens);
@@ -86,6 +85,8 @@ fn dev_config(
     let base = format!("http://{rack_address}")
         .parse()
         .context("mock rack URL")?;
+    // Settings overrides and the connection cap apply to a dev gateway as to a real one.
+    let process_env = crate::config::Env::from_process();
     Ok(ServeConfig {
         listen,
         dev_mode: true,
@@ -108,12 +109,13 @@ fn dev_config(
         },
         tls: None,
         bootstrap_users: Vec::new(),
-        settings_env: std::sync::Arc::new(crate::config::Env::from_process().settings_overrides()?),
+        settings_env: std::sync::Arc::new(process_env.settings_overrides()?),
         json_logs: false,
         trusted_proxies: Vec::new(),
         log_retention_days: 400,
         secret_env_vars: Vec::new(),
         anchors: None,
+        max_connections: crate::config::max_connections(&process_env)?,
     })
 }
 

@@ -20,5 +20,5 @@ mod store;
 pub use audit::{AuditKeys, DevSecrets};
 pub use env::{ConfigError, Env};
 pub use secret::Secret;
-pub use serve::{RackConfig, ServeConfig, TlsFiles};
+pub use serve::{max_connections, RackConfig, ServeConfig, TlsFiles};
 pub use store::StoreConfig;

@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub secret_env_vars: Vec<String>,
     /// S3 Object Lock anchoring, when AUDIT_ANCHOR_BUCKET is set.
     pub anchors: Option<AnchorConfig>,
+    /// Client connections open at once (MAX_CONNECTIONS).
+    pub max_connections: usize,
 }
 
 impl ServeConfig {
@@ -186,6 +188,7 @@ impl ServeConfig {
             },
             secret_env_vars: env.list("CONVOX_SECRET_ENV_VARS"),
             anchors: AnchorConfig::from_env(env)?,
+            max_connections: max_connections(env)?,
             json_logs: match env.get("LOG_FORMAT").unwrap_or("json") {
                 "json" => true,
                 "text" => false,
@@ -197,6 +200,66 @@ impl ServeConfig {
                 }
             },
         })
+    }
+}
+
+/// Descriptors kept for everything but client connections: the store, logs, the listener.
+const RESERVED_DESCRIPTORS: u64 = 128;
+/// The default cap when the open-file limit allows more.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default cap however low the open-file limit: past it, accept's own shedding copes.
+const MIN_DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// The default cap when the open-file limit cannot be read.
+const UNKNOWN_LIMIT_MAX_CONNECTIONS: usize = 1024;
+
+/// MAX_CONNECTIONS, checked against this process's open-file limit.
+pub fn max_connections(env: &Env) -> Result<usize, ConfigError> {
+    max_connections_within(env, open_file_limit())
+}
+
+/// MAX_CONNECTIONS given the soft open-file limit (`None` when unknown).
+///
+/// The default leaves room for one upstream connection per client connection plus
+/// [`RESERVED_DESCRIPTORS`], so a full gateway still has descriptors to reach the rack with.
+fn max_connections_within(env: &Env, fd_limit: Option<u64>) -> Result<usize, ConfigError> {
+    let default = match fd_limit {
+        None => UNKNOWN_LIMIT_MAX_CONNECTIONS,
+        Some(limit) => {
+            let fitting = limit.saturating_sub(RESERVED_DESCRIPTORS) / 2;
+            usize::try_from(fitting)
+                .unwrap_or(usize::MAX)
+                .clamp(MIN_DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)
+        }
+    };
+    let max: usize = env.parsed("MAX_CONNECTIONS", default)?;
+    if max == 0 {
+        return Err(ConfigError::new("MAX_CONNECTIONS", "must be at least 1"));
+    }
+    if let Some(limit) = fd_limit {
+        if u64::try_from(max).map_or(true, |max| max > limit) {
+            return Err(ConfigError::new(
+                "MAX_CONNECTIONS",
+                format!(
+                    "{max} is more than this process may open ({limit} files, see ulimit -n); \
+                     lower it or raise the limit"
+                ),
+            ));
+        }
+    }
+    Ok(max)
+}
+
+/// The soft limit on open files, when the platform tells.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _hard)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
@@ -302,6 +365,9 @@ mod tests {
                 "TRUSTED_PROXY_CIDRS",
             ),
             (&[("LOG_RETENTION_DAYS", "0")], "LOG_RETENTION_DAYS"),
+            (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
+            (&[("MAX_CONNECTIONS", "lots")], "MAX_CONNECTIONS"),
+            (&[("MAX_CONNECTIONS", "-1")], "MAX_CONNECTIONS"),
             (
                 &[("RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS", "maybe")],
                 "RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS",
@@ -325,6 +391,33 @@ mod tests {
         assert_eq!(
             ServeConfig::from_env(&env).unwrap_err().variable,
             "AUDIT_HMAC_SECRET"
+        );
+    }
+
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        let unset = Env::default();
+        let cap = |limit| max_connections_within(&unset, limit).unwrap();
+        assert_eq!(
+            cap(Some(1024)),
+            448,
+            "half of what is left after the reserve"
+        );
+        assert_eq!(cap(Some(20_000)), 9_936);
+        assert_eq!(cap(Some(1 << 20)), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(cap(Some(64)), 16, "never below a handful");
+        assert_eq!(cap(None), 1024);
+
+        let set = |value| Env::from_pairs([("MAX_CONNECTIONS", value)]);
+        assert_eq!(max_connections_within(&set("500"), Some(1024)), Ok(500));
+        assert_eq!(max_connections_within(&set("1024"), Some(1024)), Ok(1024));
+        let err = max_connections_within(&set("1025"), Some(1024)).unwrap_err();
+        assert_eq!(err.variable, "MAX_CONNECTIONS");
+        assert!(err.problem.contains("1024"), "{err}");
+        assert_eq!(
+            max_connections_within(&set("50000"), None),
+            Ok(50_000),
+            "without a known limit the value is trusted"
         );
     }
 

@@ -23,7 +23,27 @@ pub struct Running {
 impl Running {
     /// Starts `rack-gateway ARGS` with exactly `env` (plus PATH and HOME).
     pub fn start(args: &[&str], env: &HashMap<String, String>) -> Running {
-        let mut command = Command::new(binary());
+        Running::start_limited(args, env, None)
+    }
+
+    /// Like [`Running::start`], with the open-file limit lowered to `fd_limit` when given
+    /// (through the shell's `ulimit`, so that the test itself needs no unsafe code).
+    pub fn start_limited(
+        args: &[&str],
+        env: &HashMap<String, String>,
+        fd_limit: Option<u64>,
+    ) -> Running {
+        let mut command = match fd_limit {
+            None => Command::new(binary()),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                shell
+            }
+        };
         command
             .args(args)
             .env_clear()
@@ -122,9 +142,14 @@ pub struct DevGateway {
 
 impl DevGateway {
     pub async fn start() -> DevGateway {
+        DevGateway::start_with(&HashMap::new(), None).await
+    }
+
+    /// A dev gateway with extra environment and, when given, a lower open-file limit.
+    pub async fn start_with(env: &HashMap<String, String>, fd_limit: Option<u64>) -> DevGateway {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let dir = data_dir.path().join("store");
-        let mut process = Running::start(
+        let mut process = Running::start_limited(
             &[
                 "dev",
                 "--listen",
@@ -132,7 +157,8 @@ impl DevGateway {
                 "--data-dir",
                 dir.to_str().expect("utf-8 path"),
             ],
-            &HashMap::new(),
+            env,
+            fd_limit,
         );
         let gateway_line = process.wait_for_line("gateway:").await;
         let base = gateway_line
