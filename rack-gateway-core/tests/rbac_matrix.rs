@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use rack_gateway_core::rbac::{explain, Access, Outcome, Policy, Role};
-use rack_gateway_core::routes::{MfaLevel, RouteMethod, RouteTable, RACK_ROUTES};
+use rack_gateway_core::routes::{MfaLevel, RouteMethod, RouteTable, CONVOX_ROUTES};
 
 /// Expected outcome per role, one character each, in the order
 /// viewer, ops, deployer, cicd, admin, auditor:
@@ -99,11 +99,11 @@ fn request_of(method: RouteMethod) -> (&'static str, bool) {
 fn expectation_table_covers_every_route_exactly_once() {
     assert_eq!(
         EXPECTED.len(),
-        RACK_ROUTES.len(),
-        "the expectation table must have one row per RACK_ROUTES row"
+        CONVOX_ROUTES.len(),
+        "the expectation table must have one row per CONVOX_ROUTES row"
     );
     assert_eq!(
-        RACK_ROUTES.len(),
+        CONVOX_ROUTES.len(),
         42,
         "row count changed: update EXPECTED by hand"
     );
@@ -120,13 +120,13 @@ fn expectation_table_covers_every_route_exactly_once() {
             "{} {path}",
             method.as_str()
         );
-        let index = RACK_ROUTES
+        let index = CONVOX_ROUTES
             .iter()
-            .position(|r| std::ptr::eq(r, matched.route))
-            .unwrap_or_else(|| panic!("{path} matched a row outside RACK_ROUTES"));
+            .position(|r| *matched.route == r.into())
+            .unwrap_or_else(|| panic!("{path} matched a row outside CONVOX_ROUTES"));
         assert!(seen.insert(index), "row {index} ({pattern}) covered twice");
     }
-    assert_eq!(seen.len(), RACK_ROUTES.len(), "some rows are not covered");
+    assert_eq!(seen.len(), CONVOX_ROUTES.len(), "some rows are not covered");
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn every_route_against_every_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, RACK_ROUTES.len() * ROLE_ORDER.len());
+    assert_eq!(checked, CONVOX_ROUTES.len() * ROLE_ORDER.len());
 }
 
 #[test]

@@ -157,8 +157,8 @@ pub fn explain_in(
             );
         }
     };
-    let route = matched.route;
-    if route.permission.is_empty() {
+    let route = std::sync::Arc::clone(&matched.route);
+    if !route.requires_permission() {
         return match access {
             Access::None => Verdict::refuse(
                 Outcome::Deny,
@@ -174,7 +174,7 @@ pub fn explain_in(
             },
         };
     }
-    let grant = match authorize(access, route.permission) {
+    let grant = match authorize(access, &route.permission) {
         Ok(grant) => grant,
         Err(denial) => {
             // A cicd token (or the cicd role, as shown by `rbac explain`) reaches gated routes

@@ -16,8 +16,10 @@ mod access;
 mod explain;
 mod permission;
 mod role;
+mod role_set;
 
 pub use access::{authorize, Access, Denial, Grant};
 pub use explain::{explain, explain_in, Outcome, Policy, Verdict, DEPLOY_WITH_APPROVAL};
 pub use permission::{Permission, PermissionError};
 pub use role::{Role, UnknownRole};
+pub use role_set::{RoleSet, RoleSetBuilder, RoleSetError};

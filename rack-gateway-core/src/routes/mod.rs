@@ -1,8 +1,12 @@
-//! The Convox route allow-list: which (method, path) pairs the gateway forwards at all.
+//! Route tables: which (method, path) pairs pass at all, with what permission, MFA level and
+//! flags.
 //!
-//! The table is data ([`RACK_ROUTES`]), compiled once into a [`RouteTable`]. A request that
-//! does not match a row is refused with 404 before any permission check; a path that is
-//! ambiguous (`..`, `//`, `%2e`, `%2f`, `\`) is refused with 400.
+//! A table is data: rows ([`Route`]) built in code or read from TOML/JSON ([`file`]), checked
+//! and compiled once into a [`RouteTable`] ([`RouteTableBuilder`] refuses duplicate or shadowed
+//! rows, malformed patterns and unknown permissions). A request that matches no row is refused
+//! with 404 before any permission check; a path that is ambiguous (`..`, `//`, `%2e`, `%2f`,
+//! `\`) with 400. The Convox allow-list ([`CONVOX_ROUTES`], [`RouteTable::global`]) is one such
+//! table; a service embedding the layers brings its own.
 //!
 //! ```
 //! use rack_gateway_core::routes::RouteTable;
@@ -12,16 +16,25 @@
 //! assert_eq!(matched.app.as_deref(), Some("web"));
 //! ```
 
-mod matcher;
-mod normalize;
+mod builder;
+mod convox;
+pub mod file;
+mod path;
+mod route;
 mod table;
 
-pub use matcher::{RouteError, RouteMatch, RouteTable};
-pub use normalize::{normalize, PathError};
-pub use table::RACK_ROUTES;
+pub use builder::{RouteProblem, RouteTableBuilder, RouteTableError};
+pub use convox::CONVOX_ROUTES;
+pub use file::RouteFileError;
+pub use path::{check_path, PathError};
+pub use route::{Route, RouteSpec};
+pub use table::{RouteError, RouteMatch, RouteTable};
+
+use serde::Deserialize;
 
 /// The method column of the route table; websocket upgrades are `Socket`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum RouteMethod {
     /// GET
     Get,
@@ -36,6 +49,11 @@ pub enum RouteMethod {
 }
 
 impl RouteMethod {
+    /// Whether rows of this method change state by default (POST, PUT, DELETE).
+    pub const fn changes_state(self) -> bool {
+        matches!(self, RouteMethod::Post | RouteMethod::Put | RouteMethod::Delete)
+    }
+
     /// As printed: `GET`, …, `SOCKET`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +67,8 @@ impl RouteMethod {
 }
 
 /// How recently a session user must have passed MFA to use a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MfaLevel {
     /// No MFA beyond sign-in.
     None,
@@ -57,25 +76,4 @@ pub enum MfaLevel {
     StepUp,
     /// MFA on this very request.
     Always,
-}
-
-/// One row of the allow-list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RackRoute {
-    /// Method, or `Socket` for websocket upgrades.
-    pub method: RouteMethod,
-    /// Path pattern; `{name}` matches one non-empty segment, `{id}.tgz` a segment ending in `.tgz`.
-    pub pattern: &'static str,
-    /// The permission needed.
-    pub permission: &'static str,
-    /// MFA level for session users.
-    pub mfa: MfaLevel,
-    /// Reachable by a `deploy_with_approval` token holding an approved deploy request.
-    pub approval_gated: bool,
-    /// Audit action name, `<resource>.<action>` (e.g. `app.list`, `process.exec`).
-    pub action: &'static str,
-    /// Blocked unless the `allow_destructive_actions` policy is on.
-    pub destructive: bool,
-    /// Changes state on the rack (so its audit intent must be durable before forwarding).
-    pub mutating: bool,
 }

@@ -1,4 +1,4 @@
-//! Path normalisation: a path that would change under normalisation is refused, not fixed.
+//! Path checking: a path that would change under normalisation is refused, never rewritten.
 //!
 //! The gateway never rewrites a path before matching it: if two spellings could reach the same
 //! rack resource (`/apps/../system`, `/apps//x`, `/apps/%77eb`), the request is refused with 400
@@ -38,10 +38,9 @@ impl fmt::Display for PathError {
 
 impl std::error::Error for PathError {}
 
-/// Checks that `path` is an unambiguous absolute path and returns it unchanged.
-///
-/// An empty path is the root, `/`. Never panics, whatever the input.
-pub fn normalize(path: &str) -> Result<&str, PathError> {
+/// Checks that `path` is an unambiguous absolute path and returns it unchanged (an empty path
+/// is the root, `/`). It only validates: nothing is decoded or rewritten. Never panics.
+pub fn check_path(path: &str) -> Result<&str, PathError> {
     if path.is_empty() {
         return Ok("/");
     }
@@ -149,9 +148,9 @@ mod tests {
             "/apps/web/builds/BABC.tgz",
             "/apps/web/objects/tmp/a-b_c~d",
         ] {
-            assert_eq!(normalize(path), Ok(path));
+            assert_eq!(check_path(path), Ok(path));
         }
-        assert_eq!(normalize(""), Ok("/"));
+        assert_eq!(check_path(""), Ok("/"));
     }
 
     #[test]
@@ -184,7 +183,7 @@ mod tests {
             "/apps?x=1",
             "/apps/{app}",
         ] {
-            assert!(normalize(path).is_err(), "{path:?} should be refused");
+            assert!(check_path(path).is_err(), "{path:?} should be refused");
         }
     }
 }
