@@ -9,13 +9,15 @@ use base64::Engine as _;
 use chrono::Utc;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::identity::{
     ApiTokenSecret, IdentityResolver, NewApiToken, NewUser, Principal, ResolverConfig,
 };
-use rack_gateway_core::rbac::{Policy, Role};
+use rack_gateway_core::rbac::Role;
 use rack_gateway_core::store::{EmbeddedStore, Store};
 use rack_gateway_layers::authn::AuthenticateLayer;
-use rack_gateway_layers::authz::{AuthorizeLayer, Decision};
+use rack_gateway_layers::authz::AuthorizeLayer;
+use rack_gateway_layers::decision::Decision;
 use rack_gateway_layers::body::{self, Body};
 use rack_gateway_layers::forward::RackPath;
 use rack_gateway_layers::BoxError;
@@ -77,9 +79,9 @@ impl Fixture {
 
     fn stack(
         &self,
-    ) -> impl Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone {
+    ) -> impl Service<Request<Body>, Response = Response<impl http_body::Body<Data = bytes::Bytes, Error = BoxError>>, Error = BoxError> + Clone {
         let reached = Arc::clone(&self.reached);
-        let (authorize, _policy) = AuthorizeLayer::new("/api/v1/rack-proxy", Policy::default());
+        let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix("/api/v1/rack-proxy");
         ServiceBuilder::new()
             .layer(AuthenticateLayer::new(Arc::clone(&self.resolver)))
             .layer(authorize)
@@ -115,10 +117,13 @@ fn request(method: &str, path: &str, token: Option<&str>) -> Request<Body> {
     builder.body(body::empty()).expect("request")
 }
 
-async fn call(
-    service: impl Service<Request<Body>, Response = Response<Body>, Error = BoxError>,
+async fn call<B>(
+    service: impl Service<Request<Body>, Response = Response<B>, Error = BoxError>,
     request: Request<Body>,
-) -> (StatusCode, String) {
+) -> (StatusCode, String)
+where
+    B: http_body::Body<Data = bytes::Bytes, Error = BoxError>,
+{
     let response = service
         .oneshot(request)
         .await
@@ -202,7 +207,7 @@ async fn refusals_never_reach_the_inner_service() {
         (
             request("GET", "/api/v1/rack-proxyx/apps", Some(&viewer)),
             StatusCode::NOT_FOUND,
-            "not a rack proxy path",
+            "not a path under /api/v1/rack-proxy",
         ),
     ];
     for (request, status, needle) in cases {

@@ -98,7 +98,11 @@ fn header_lines<'a>(echoed: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-async fn text(response: http::Response<Body>) -> String {
+async fn text<B>(response: http::Response<B>) -> String
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
     let bytes = response
         .into_body()
         .collect()

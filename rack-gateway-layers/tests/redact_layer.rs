@@ -22,11 +22,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rack_gateway_core::audit::{AuditRecord, ChainKey};
 use rack_gateway_core::identity::{Principal, TokenPrincipal, UserPrincipal};
-use rack_gateway_core::rbac::{Permission, Policy, Role};
+use rack_gateway_core::rbac::{Permission, Role};
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::{EnvMap, SecretRules, MASK};
 use rack_gateway_core::store::{AuditFilter, AuditStore, EmbeddedStore, Store};
 use rack_gateway_layers::audit::{
-    AuditConfig, AuditIntentLayer, AuditLayer, AuditNote, AuditWriter, WriterConfig,
+    AuditConfig, AuditIntentLayer, AuditLayer, AuditDraft, AuditWriter, WriterConfig,
 };
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::forward::{OriginPolicy, RackForward, RackTarget, RackTls};
@@ -270,7 +271,7 @@ fn inject_principal(mut request: Request<AxumBody>) -> Request<AxumBody> {
         .and_then(caller)
         .map(Arc::new);
     if let Some(principal) = principal {
-        if let Some(note) = request.extensions().get::<AuditNote>() {
+        if let Some(note) = request.extensions().get::<AuditDraft>() {
             note.set_principal(Arc::clone(&principal));
         }
         request.extensions_mut().insert(principal);
@@ -335,7 +336,7 @@ impl Gateway {
             OriginPolicy::default(),
         )
         .expect("forward");
-        let (authorize, _policy) = AuthorizeLayer::new(PREFIX, Policy::default());
+        let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix(PREFIX);
         let policy = Arc::new(StaticEnvPolicy::new().protected(["DB_HOST"]));
         let redact = RedactLayer::new(SecretRules::default(), policy, forward.clone())
             .response_limit(response_limit);

@@ -12,7 +12,8 @@ use http::{Request, Response};
 use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use rack_gateway_core::identity::{Principal, TokenPrincipal, UserPrincipal};
-use rack_gateway_core::rbac::{Permission, Policy, Role};
+use rack_gateway_core::rbac::{Permission, Role};
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::{EnvMap, SecretRules, MASK};
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::body::{self, Body};
@@ -170,10 +171,10 @@ fn rack() -> RackForward {
 
 /// The body the RedactLayer returns to `principal` for `GET path`, the rack answering `answer`.
 async fn through_layer(principal: Principal, path: &str, answer: Value) -> Value {
-    let (authorize, _policy) = AuthorizeLayer::new(PREFIX, Policy::default());
+    let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix(PREFIX);
     let policy = Arc::new(StaticEnvPolicy::new().secrets(["APP_SECRET_ONLY"]));
     let redact = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack());
-    let upstream = service_fn(move |_request: Request<Body>| {
+    let upstream = service_fn(move |_request: Request<rack_gateway_layers::GatewayBody<Body>>| {
         let answer = answer.clone();
         async move {
             let mut response = Response::new(body::full(answer.to_string()));

@@ -69,8 +69,8 @@ pub struct RouteTable {
     pub(crate) routes: Vec<CompiledRoute>,
 }
 
-static CONVOX: LazyLock<RouteTable> = LazyLock::new(|| {
-    RouteTable::builder()
+static CONVOX: LazyLock<Arc<RouteTable>> = LazyLock::new(|| {
+    let table = RouteTable::builder()
         .routes(CONVOX_ROUTES)
         .check_permissions(crate::rbac::RoleSet::convox())
         .build()
@@ -79,7 +79,8 @@ static CONVOX: LazyLock<RouteTable> = LazyLock::new(|| {
             // empty table refuses every request with 404.
             tracing::error!(%error, "the Convox route table is invalid; refusing every route");
             RouteTable { routes: Vec::new() }
-        })
+        });
+    Arc::new(table)
 });
 
 impl RouteTable {
@@ -91,6 +92,11 @@ impl RouteTable {
     /// The Convox allow-list ([`CONVOX_ROUTES`]), compiled on first use.
     pub fn global() -> &'static RouteTable {
         &CONVOX
+    }
+
+    /// The Convox allow-list, shared (for layers that hold any table behind an `Arc`).
+    pub fn convox() -> Arc<RouteTable> {
+        Arc::clone(&CONVOX)
     }
 
     /// The rows, in matching order.

@@ -16,11 +16,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tower::Service;
 
-use super::event::{complete_event, Ending, CLIENT_CLOSED};
-use super::note::AuditNote;
 use super::writer::{AuditUnavailable, AuditWriter};
-use crate::body::{refusal, Body, GatewayReason};
-use crate::forward::RelayStats;
+use crate::body::{passed, refusal, GatewayBody, GatewayReason};
+use crate::draft::event::{complete_event, Completion, CLIENT_CLOSED};
+use crate::draft::AuditDraft;
+use crate::relay::RelayStats;
 
 type Waiting = Pin<Box<dyn Future<Output = Result<(), AuditUnavailable>> + Send>>;
 type Sealing = Pin<Box<dyn Future<Output = Result<u64, AuditUnavailable>> + Send>>;
@@ -28,7 +28,7 @@ type Sealing = Pin<Box<dyn Future<Output = Result<u64, AuditUnavailable>> + Send
 /// Everything the `complete` record needs besides the response; taken when it is written.
 pub(crate) struct Recorder {
     writer: AuditWriter,
-    note: AuditNote,
+    draft: AuditDraft,
     started: Instant,
     relay: Option<oneshot::Receiver<RelayStats>>,
 }
@@ -36,20 +36,20 @@ pub(crate) struct Recorder {
 impl Recorder {
     pub(crate) fn new(
         writer: AuditWriter,
-        note: AuditNote,
+        draft: AuditDraft,
         started: Instant,
         relay: Option<oneshot::Receiver<RelayStats>>,
     ) -> Self {
         Recorder {
             writer,
-            note,
+            draft,
             started,
             relay,
         }
     }
 
-    fn ending(&self, status: StatusCode, gateway_reason: Option<String>) -> Ending {
-        Ending {
+    fn ending(&self, status: StatusCode, gateway_reason: Option<String>) -> Completion {
+        Completion {
             status: status.as_u16(),
             latency_ms: self.started.elapsed().as_millis() as u64,
             gateway_reason,
@@ -65,13 +65,13 @@ impl Recorder {
             (StatusCode::SWITCHING_PROTOCOLS, Some(relay)) => {
                 // The session is recorded when it closes, with its duration and bytes. The task
                 // holds a writer handle, so the writer drains only after the relay has ended.
-                let (writer, note) = (self.writer, self.note);
+                let (writer, draft) = (self.writer, self.draft);
                 tokio::spawn(async move {
                     ending.relay = relay.await.ok();
-                    writer.record_detached(records(&note, &ending));
+                    writer.record_detached(records(&draft, &ending));
                 });
             }
-            _ => self.writer.record_detached(records(&self.note, &ending)),
+            _ => self.writer.record_detached(records(&self.draft, &ending)),
         }
     }
 
@@ -80,14 +80,14 @@ impl Recorder {
         let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
         let mut ending = self.ending(status, None);
         ending.abandoned = true;
-        self.writer.record_detached(records(&self.note, &ending));
+        self.writer.record_detached(records(&self.draft, &ending));
     }
 }
 
 /// The request's `complete` record, then the further records it added (the request's own
 /// record first, then its parts, as for the intent).
-fn records(note: &AuditNote, ending: &Ending) -> Vec<AuditEvent> {
-    let mut facts = note.facts();
+fn records(draft: &AuditDraft, ending: &Completion) -> Vec<AuditEvent> {
+    let mut facts = draft.facts();
     let mut events = vec![complete_event(&facts, ending)];
     events.append(&mut facts.annotations.derived);
     events
@@ -95,13 +95,13 @@ fn records(note: &AuditNote, ending: &Ending) -> Vec<AuditEvent> {
 
 pin_project! {
     /// Admits, calls the inner service, then records; records from `Drop` if it never finished.
-    pub struct ResponseFuture<S: Service<Request<B>>, B> {
+    pub struct ResponseFuture<S: Service<Request<B>>, B, ResBody> {
         #[pin]
-        state: State<S, B>,
+        state: State<S, B, ResBody>,
         recorder: Option<Recorder>,
     }
 
-    impl<S: Service<Request<B>>, B> PinnedDrop for ResponseFuture<S, B> {
+    impl<S: Service<Request<B>>, B, ResBody> PinnedDrop for ResponseFuture<S, B, ResBody> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(recorder) = this.project().recorder.take() {
                 recorder.abandoned();
@@ -112,15 +112,15 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S: Service<Request<B>>, B> {
+    enum State<S: Service<Request<B>>, B, ResBody> {
         Admitting { waiting: Waiting, request: Option<Request<B>>, inner: S },
         Calling { #[pin] future: S::Future },
-        Sealing { sealing: Sealing, response: Option<Response<Body>>, derived: Vec<AuditEvent> },
+        Sealing { sealing: Sealing, response: Option<Response<ResBody>>, derived: Vec<AuditEvent> },
         Done,
     }
 }
 
-impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
+impl<S: Service<Request<B>>, B, ResBody> ResponseFuture<S, B, ResBody> {
     pub(super) fn calling(future: S::Future, recorder: Recorder) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -141,11 +141,11 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
 where
-    S: Service<Request<B>, Response = Response<Body>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
 {
-    type Output = Result<Response<Body>, S::Error>;
+    type Output = Result<Response<GatewayBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -185,7 +185,7 @@ where
                     let outcome = ready!(future.poll(cx));
                     let Some(recorder) = this.recorder.take() else {
                         this.state.set(State::Done);
-                        return Poll::Ready(outcome);
+                        return Poll::Ready(outcome.map(passed));
                     };
                     let response = match outcome {
                         Ok(response) => response,
@@ -200,15 +200,15 @@ where
                         }
                     };
                     let reason = GatewayReason::of(&response).map(str::to_owned);
-                    let durable = recorder.note.facts().annotations.durable;
+                    let durable = recorder.draft.facts().annotations.durable;
                     if !durable {
                         recorder.finish(response.status(), reason);
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(response));
+                        return Poll::Ready(Ok(passed(response)));
                     }
                     // The response reveals something that must be on the record first.
                     let ending = recorder.ending(response.status(), reason);
-                    let events = records(&recorder.note, &ending);
+                    let events = records(&recorder.draft, &ending);
                     // Kept in case the seal fails: what the request did still happened.
                     let derived = events[1..].to_vec();
                     let writer = recorder.writer.clone();
@@ -230,7 +230,7 @@ where
                     let derived = std::mem::take(derived);
                     this.state.set(State::Done);
                     return Poll::Ready(Ok(match (sealed, response, recorder) {
-                        (Ok(_), Some(response), _) => response,
+                        (Ok(_), Some(response), _) => passed(response),
                         (sealed, _, recorder) => {
                             if let Err(error) = sealed {
                                 tracing::error!(%error, "response withheld: its audit record is not durable");
@@ -257,10 +257,10 @@ where
 }
 
 /// Records a response withheld for want of a durable record, as an error.
-fn withheld_record(recorder: Recorder, derived: Vec<AuditEvent>, withheld: &Response<Body>) {
+fn withheld_record<B>(recorder: Recorder, derived: Vec<AuditEvent>, withheld: &Response<B>) {
     let reason = GatewayReason::of(withheld).map(str::to_owned);
     let ending = recorder.ending(withheld.status(), reason);
-    let mut event = complete_event(&recorder.note.facts(), &ending);
+    let mut event = complete_event(&recorder.draft.facts(), &ending);
     event.decision = AuditDecision::Error;
     let mut events = vec![event];
     events.extend(derived);

@@ -8,12 +8,12 @@ use rack_gateway_core::redact::{redact_command, redact_query, SecretRules};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::client_ip::{client_ip, Cidr};
 use super::future::{Recorder, ResponseFuture};
-use super::note::{AuditNote, PeerAddr, RequestMeta};
 use super::writer::AuditWriter;
-use crate::body::Body;
-use crate::forward::RelayStatsSender;
+use crate::body::GatewayBody;
+use crate::draft::{AuditDraft, RequestMeta};
+use crate::peer::{client_ip, Cidr, PeerAddr};
+use crate::relay::RelayStatsSender;
 use crate::upgrade::is_websocket_upgrade;
 
 /// What the audit layer needs to describe requests.
@@ -125,15 +125,16 @@ pub struct Audit<S> {
     layer: AuditLayer,
 }
 
-impl<S, B> Service<Request<B>> for Audit<S>
+impl<S, B, ResBody> Service<Request<B>> for Audit<S>
 where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     B: Send + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<GatewayBody<ResBody>>;
+    // Errors pass through unchanged: with the rescue layer inside there are none (`Infallible`).
     type Error = S::Error;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -143,8 +144,8 @@ where
         let started = Instant::now();
         let meta = self.layer.config.describe(&request);
         let websocket = meta.websocket;
-        let note = AuditNote::new(meta);
-        request.extensions_mut().insert(note.clone());
+        let draft = AuditDraft::new(meta);
+        request.extensions_mut().insert(draft.clone());
         let relay = websocket.then(|| {
             let (sender, receiver) = RelayStatsSender::channel();
             request.extensions_mut().insert(sender);
@@ -152,7 +153,7 @@ where
         });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let recorder = Recorder::new(self.layer.writer.clone(), note, started, relay);
+        let recorder = Recorder::new(self.layer.writer.clone(), draft, started, relay);
         if self.layer.writer.has_room() {
             ResponseFuture::calling(inner.call(request), recorder)
         } else {

@@ -1,7 +1,7 @@
 //! Auditing: every request that reaches the proxy leaves a record in the HMAC chain.
 //!
 //! [`AuditLayer`] sits outside authentication, so failed logins, unknown routes and denials are
-//! recorded too. It places an [`AuditNote`] in the request extensions; the authentication and
+//! recorded too. It places an [`AuditDraft`] in the request extensions; the authentication and
 //! authorization layers write what they decided into it, and the audit layer turns it into one
 //! `complete` record when the response (or, for websockets, the relay) ends. [`AuditIntentLayer`]
 //! sits just before the rack: a mutating request is forwarded only once its `intent` record is
@@ -24,17 +24,15 @@
 //! # }
 //! ```
 
-mod client_ip;
-mod event;
 mod future;
 mod intent;
 mod layer;
-mod note;
 mod writer;
 
-pub use client_ip::{Cidr, CidrError};
 pub use future::ResponseFuture;
 pub use intent::{record_intent, AuditIntent, AuditIntentLayer, IntentFuture};
 pub use layer::{Audit, AuditConfig, AuditLayer};
-pub use note::{AuditNote, PeerAddr};
 pub use writer::{AuditUnavailable, AuditWriter, WriterConfig, WriterHealth, WriterTask};
+
+pub use crate::draft::AuditDraft;
+pub use crate::peer::{Cidr, CidrError, PeerAddr};

@@ -11,31 +11,33 @@ use rack_gateway_core::identity::{Principal, ResolveError};
 use tower::Service;
 
 use super::layer::refuse;
-use crate::audit::AuditNote;
-use crate::body::Body;
+use crate::body::{passed, GatewayBody};
+use crate::draft::AuditDraft;
 use crate::error::{BoxError, StoreUnavailable};
 
+/// The credential's lookup in the store (ours, boxed; never the inner service).
 type Resolve = Pin<Box<dyn Future<Output = Result<Arc<Principal>, ResolveError>> + Send>>;
 
 pin_project! {
-    /// Resolves the credential, then calls the inner service.
-    pub struct ResponseFuture<S: Service<Request<B>>, B> {
+    /// Resolves the credential when the cache could not, then calls the inner service.
+    pub struct ResponseFuture<S: Service<Request<B>>, B, ResBody> {
         #[pin]
-        state: State<S, B>,
+        state: State<S, B, ResBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S: Service<Request<B>>, B> {
-        Refused { response: Option<Response<Body>> },
+    enum State<S: Service<Request<B>>, B, ResBody> {
+        Refused { response: Option<Response<GatewayBody<ResBody>>> },
         Resolving { resolve: Resolve, request: Option<Request<B>>, inner: S },
         Forwarding { #[pin] future: S::Future },
+        Done,
     }
 }
 
-impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
-    pub(super) fn refused(response: Response<Body>) -> Self {
+impl<S: Service<Request<B>>, B, ResBody> ResponseFuture<S, B, ResBody> {
+    pub(super) fn refused(response: Response<GatewayBody<ResBody>>) -> Self {
         ResponseFuture {
             state: State::Refused {
                 response: Some(response),
@@ -60,22 +62,21 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
 where
-    S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
 {
-    type Output = Result<Response<Body>, BoxError>;
+    type Output = Result<Response<GatewayBody<ResBody>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Refused { response } => {
-                    return Poll::Ready(
-                        response
-                            .take()
-                            .ok_or_else(|| "polled after completion".into()),
-                    )
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    return Poll::Ready(response.ok_or_else(|| "polled after completion".into()));
                 }
                 StateProj::Resolving {
                     resolve,
@@ -88,22 +89,28 @@ where
                     };
                     match outcome {
                         Ok(principal) => {
-                            if let Some(note) = request.extensions().get::<AuditNote>() {
-                                note.set_principal(Arc::clone(&principal));
+                            if let Some(draft) = request.extensions().get::<AuditDraft>() {
+                                draft.set_principal(Arc::clone(&principal));
                             }
                             request.extensions_mut().insert(principal);
                             let future = inner.call(request);
                             this.state.set(State::Forwarding { future });
                         }
                         Err(ResolveError::Refused(reason)) => {
-                            return Poll::Ready(Ok(refuse(&request, reason)))
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(refuse(&request, reason)));
                         }
                         Err(ResolveError::Store(error)) => {
-                            return Poll::Ready(Err(StoreUnavailable(error.to_string()).into()))
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(StoreUnavailable(error.to_string()).into()));
                         }
                     }
                 }
-                StateProj::Forwarding { future } => return future.poll(cx),
+                StateProj::Forwarding { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(passed(response)));
+                }
+                StateProj::Done => return Poll::Ready(Err("polled after completion".into())),
             }
         }
     }

@@ -9,8 +9,8 @@ use tower::{Layer, Service};
 
 use super::credential::{parse_authorization, Credential};
 use super::future::ResponseFuture;
-use crate::audit::AuditNote;
-use crate::body::Body;
+use crate::body::GatewayBody;
+use crate::draft::AuditDraft;
 use crate::error::BoxError;
 
 /// Adds [`Authenticate`] around a service. Cheap to clone.
@@ -55,18 +55,19 @@ impl<S> Authenticate<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Authenticate<S>
+impl<S, B, ResBody> Service<Request<B>> for Authenticate<S>
 where
-    S: Service<Request<B>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
     S::Future: Send,
     B: Send + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<GatewayBody<ResBody>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
@@ -84,8 +85,8 @@ where
             Err(error) => return ResponseFuture::refused(refuse(&request, &error.to_string())),
         };
         if let Some(principal) = self.resolver.cached_api_token(&token) {
-            if let Some(note) = request.extensions().get::<AuditNote>() {
-                note.set_principal(Arc::clone(&principal));
+            if let Some(draft) = request.extensions().get::<AuditDraft>() {
+                draft.set_principal(Arc::clone(&principal));
             }
             request.extensions_mut().insert(principal);
             return ResponseFuture::forward(inner.call(request));
@@ -97,9 +98,12 @@ where
 }
 
 /// Notes the refusal for the audit layer and answers 401.
-pub(super) fn refuse<B>(request: &Request<B>, reason: &str) -> Response<Body> {
-    if let Some(note) = request.extensions().get::<AuditNote>() {
-        note.set_auth_failure(reason);
+pub(super) fn refuse<B, ResBody>(
+    request: &Request<B>,
+    reason: &str,
+) -> Response<GatewayBody<ResBody>> {
+    if let Some(draft) = request.extensions().get::<AuditDraft>() {
+        draft.set_auth_failure(reason);
     }
     unauthorized(reason, sent_basic(request))
 }
@@ -107,7 +111,10 @@ pub(super) fn refuse<B>(request: &Request<B>, reason: &str) -> Response<Body> {
 /// A 401 with the reason (the Convox CLI prints the body), with a Basic challenge only for a
 /// caller who sent Basic credentials: a browser that gets a challenge it did not ask for prompts
 /// for, and then caches, credentials for the gateway's origin.
-pub(super) fn unauthorized(reason: &str, challenge: bool) -> Response<Body> {
+pub(super) fn unauthorized<ResBody>(
+    reason: &str,
+    challenge: bool,
+) -> Response<GatewayBody<ResBody>> {
     let mut response = crate::body::refusal(StatusCode::UNAUTHORIZED, reason);
     if challenge {
         response.headers_mut().insert(

@@ -10,41 +10,42 @@ use rack_gateway_core::routes::RouteTable;
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
-use super::decision::Decision;
 use super::future::ResponseFuture;
-use crate::audit::AuditNote;
-use crate::body::{refusal, Body};
+use crate::body::{refusal, GatewayBody};
+use crate::decision::Decision;
+use crate::draft::AuditDraft;
 use crate::error::BoxError;
-use crate::forward::RackPath;
 use crate::upgrade::{announces_body, is_websocket_upgrade};
+use crate::upstream::RackPath;
 
 /// Adds [`Authorize`] around a service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuthorizeLayer {
+    table: Arc<RouteTable>,
     prefix: Arc<str>,
     policy: watch::Receiver<Policy>,
-    table: &'static RouteTable,
 }
 
 impl AuthorizeLayer {
-    /// Authorizes requests under `prefix`; the returned sender updates the policy live.
-    pub fn new(prefix: &str, policy: Policy) -> (Self, watch::Sender<Policy>) {
-        let (sender, receiver) = watch::channel(policy);
-        (Self::with_policy(prefix, receiver), sender)
-    }
-
-    /// Authorizes requests under `prefix`, following an existing policy channel.
-    pub fn with_policy(prefix: &str, policy: watch::Receiver<Policy>) -> Self {
+    /// Authorizes every request against `table` (paths from the root, default policy).
+    pub fn new(table: Arc<RouteTable>) -> Self {
+        let (_fixed, policy) = watch::channel(Policy::default());
         AuthorizeLayer {
-            prefix: Arc::from(prefix.trim_end_matches('/')),
+            table,
+            prefix: Arc::from(""),
             policy,
-            table: RouteTable::global(),
         }
     }
 
-    /// Classifies against `table` instead of the Convox allow-list.
-    pub fn with_table(mut self, table: &'static RouteTable) -> Self {
-        self.table = table;
+    /// Serves the table under `prefix` (removed before matching); other paths are 404.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Arc::from(prefix.trim_end_matches('/'));
+        self
+    }
+
+    /// Follows a live policy (e.g. `allow_destructive_actions` from settings).
+    pub fn policy(mut self, policy: watch::Receiver<Policy>) -> Self {
+        self.policy = policy;
         self
     }
 }
@@ -59,7 +60,7 @@ impl<S> Layer<S> for AuthorizeLayer {
     }
 }
 
-/// Refuses requests outside the allow-list or beyond the caller's permissions.
+/// Refuses requests outside the route table or beyond the caller's permissions.
 #[derive(Clone, Debug)]
 pub struct Authorize<S> {
     inner: S,
@@ -73,32 +74,28 @@ impl<S> Authorize<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Authorize<S>
+impl<S, B, ResBody> Service<Request<B>> for Authorize<S>
 where
-    S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
+    type Response = Response<GatewayBody<ResBody>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let full_path = request.uri().path();
-        let Some(rest) = full_path.strip_prefix(&*self.layer.prefix) else {
-            return ResponseFuture::refused(refusal(
-                StatusCode::NOT_FOUND,
-                "not a rack proxy path",
-            ));
+        let rest = full_path
+            .strip_prefix(&*self.layer.prefix)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+        let Some(rest) = rest else {
+            let reason = format!("not a path under {}", self.layer.prefix);
+            return ResponseFuture::refused(refusal(StatusCode::NOT_FOUND, &reason));
         };
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return ResponseFuture::refused(refusal(
-                StatusCode::NOT_FOUND,
-                "not a rack proxy path",
-            ));
-        }
         let rack_path = if rest.is_empty() { "/" } else { rest }.to_owned();
         let websocket = is_websocket_upgrade(&request);
         let policy = *self.layer.policy.borrow();
@@ -106,7 +103,7 @@ where
             let principal = request.extensions().get::<Arc<Principal>>();
             let access = principal.map_or(Access::None, |p| p.access());
             explain_in(
-                self.layer.table,
+                &self.layer.table,
                 &access,
                 &policy,
                 request.method().as_str(),
@@ -128,8 +125,8 @@ where
             decision.reason = "websocket upgrade requests must not carry a body".to_owned();
             status = StatusCode::BAD_REQUEST;
         }
-        if let Some(note) = request.extensions().get::<AuditNote>() {
-            note.set_decision(&decision);
+        if let Some(draft) = request.extensions().get::<AuditDraft>() {
+            draft.set_decision(&decision);
         }
         if decision.outcome != Outcome::Allow {
             let mut response = refusal(status, &decision.reason);

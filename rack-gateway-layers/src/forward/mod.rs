@@ -62,11 +62,6 @@
 //! (`hyper::server::conn::http1::Builder::serve_connection(..).with_upgrades()`, or
 //! `serve_connection_with_upgrades` with hyper-util's auto builder).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::sync::oneshot;
-
 mod client;
 mod config;
 mod deadline;
@@ -80,63 +75,8 @@ mod websocket;
 
 pub use config::{parse_pin, ForwardConfigError, OriginPolicy, RackTarget, RackTls};
 pub use relays::RelayTracker;
-pub use service::{ForwardError, RackForward, ResponseFuture};
+pub use service::{ForwardBody, ForwardError, RackForward, ResponseFuture};
 
-/// Request extension set by the authorization layer: the Convox path and query to send upstream
-/// (e.g. `/apps/web/processes?service=web`), gateway prefix already removed. Must start with `/`.
-#[derive(Clone, Debug)]
-pub struct RackPath(pub String);
+pub use crate::relay::{RelayStats, RelayStatsSender};
+pub use crate::upstream::{EnvHeadersAllowed, RackPath, ENV_HEADERS};
 
-/// Request extension set by the redaction layer: the caller may send env values in the
-/// `Env`, `Environment` and `Release-Env` headers (it holds `convox:env:set`). Without it those
-/// headers are dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EnvHeadersAllowed;
-
-/// The request headers that carry env values to the rack, lower-case: `Environment` (what
-/// `convox run` sends), and `Env` / `Release-Env` (Convox reads any form value, a release's
-/// `env` included, from a header of the same name). Forwarded only with [`EnvHeadersAllowed`].
-pub const ENV_HEADERS: &[&str] = &["env", "environment", "release-env"];
-
-/// What a finished websocket relay moved, for the audit record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RelayStats {
-    /// Bytes read from the client and written towards the rack (websocket frames, raw).
-    pub client_to_rack: u64,
-    /// Bytes read from the rack and written towards the client.
-    pub rack_to_client: u64,
-    /// From the upstream `101` until the relay ended.
-    pub duration: Duration,
-    /// The gateway closed the session (shutdown), not one of the two sides.
-    pub closed_by_gateway: bool,
-}
-
-/// Optional request extension: where to report [`RelayStats`] when a websocket relay ends.
-///
-/// Sent at most once. If the upgrade is refused or fails before the relay starts, the sender is
-/// dropped (the receiver sees an error) or zero counts are sent.
-#[derive(Clone, Debug)]
-pub struct RelayStatsSender(Arc<Mutex<Option<oneshot::Sender<RelayStats>>>>);
-
-impl RelayStatsSender {
-    /// Wraps a oneshot sender so it can live in request extensions (which need `Clone`).
-    pub fn new(sender: oneshot::Sender<RelayStats>) -> Self {
-        Self(Arc::new(Mutex::new(Some(sender))))
-    }
-
-    /// A sender to put in the request and the receiver to await.
-    pub fn channel() -> (Self, oneshot::Receiver<RelayStats>) {
-        let (sender, receiver) = oneshot::channel();
-        (Self::new(sender), receiver)
-    }
-
-    fn send(&self, stats: RelayStats) {
-        let sender = match self.0.lock() {
-            Ok(mut slot) => slot.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(sender) = sender {
-            let _ = sender.send(stats);
-        }
-    }
-}

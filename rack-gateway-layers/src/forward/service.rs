@@ -20,7 +20,7 @@ use super::config::{ForwardConfigError, OriginPolicy, RackTarget, RackTls};
 use super::deadline::{header_deadline, Progress};
 use super::headers::{self, Injected};
 use super::{tls, websocket, EnvHeadersAllowed, RackPath, RelayTracker};
-use crate::body::Body;
+use crate::body::{Body, GatewayBody};
 use crate::error::{BoxError, RackTimeout};
 use crate::upgrade::is_websocket_upgrade;
 
@@ -48,11 +48,11 @@ pub enum ForwardError {
 /// docs](super) for the header and timeout rules.
 #[derive(Clone)]
 pub struct RackForward {
-    inner: Arc<Inner>,
+    upstream: Arc<Upstream>,
 }
 
 /// Shared state of a [`RackForward`].
-pub(crate) struct Inner {
+pub(crate) struct Upstream {
     client: RackClient,
     /// The client's connector, for requests that get a connection of their own (upgrades).
     pub(crate) connector: client::ConnectWithTimeout,
@@ -152,7 +152,7 @@ impl RackForward {
         let (client, connector) = client::build(tls_config, target.connect_timeout);
 
         Ok(Self {
-            inner: Arc::new(Inner {
+            upstream: Arc::new(Upstream {
                 client,
                 connector,
                 scheme,
@@ -172,18 +172,18 @@ impl RackForward {
 impl RackForward {
     /// The websocket relays this forwarder has open (to close them at shutdown).
     pub fn relays(&self) -> &RelayTracker {
-        &self.inner.relays
+        &self.upstream.relays
     }
 }
 
 impl fmt::Debug for RackForward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RackForward")
-            .field("scheme", &self.inner.scheme)
-            .field("authority", &self.inner.authority)
-            .field("prefix", &self.inner.prefix)
-            .field("header_timeout", &self.inner.header_timeout)
-            .field("origins", &self.inner.origins)
+            .field("scheme", &self.upstream.scheme)
+            .field("authority", &self.upstream.authority)
+            .field("prefix", &self.upstream.prefix)
+            .field("header_timeout", &self.upstream.header_timeout)
+            .field("origins", &self.upstream.origins)
             .finish_non_exhaustive()
     }
 }
@@ -193,7 +193,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
+    type Response = Response<ForwardBody>;
     type Error = BoxError;
     type Future = ResponseFuture;
 
@@ -203,23 +203,23 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
-        let inner = Arc::clone(&self.inner);
+        let upstream = Arc::clone(&self.upstream);
         ResponseFuture {
-            inner: Box::pin(inner.forward(request)),
+            forwarding: Box::pin(upstream.forward(request)),
         }
     }
 }
 
 /// Response future of [`RackForward`].
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
+    forwarding: Pin<Box<dyn Future<Output = Result<Response<ForwardBody>, BoxError>> + Send>>,
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<Body>, BoxError>;
+    type Output = Result<Response<ForwardBody>, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        self.forwarding.as_mut().poll(cx)
     }
 }
 
@@ -229,10 +229,13 @@ impl fmt::Debug for ResponseFuture {
     }
 }
 
-// === impl Inner ===
+// === impl Upstream ===
 
-impl Inner {
-    async fn forward<B>(self: Arc<Self>, request: Request<B>) -> Result<Response<Body>, BoxError>
+impl Upstream {
+    async fn forward<B>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> Result<Response<ForwardBody>, BoxError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -339,7 +342,7 @@ impl Inner {
     }
 }
 
-impl Inner {
+impl Upstream {
     /// Sends `request` on a connection of its own (see [`client::send_alone`]), bounded by the
     /// header timeout.
     pub(crate) async fn send_alone(
@@ -361,8 +364,12 @@ fn new_request_id() -> HeaderValue {
 }
 
 /// The rack's response with hop-by-hop headers removed and the body streamed.
-pub(crate) fn relay_response(response: Response<Incoming>) -> Response<Body> {
+pub(crate) fn relay_response(response: Response<Incoming>) -> Response<ForwardBody> {
     let (mut parts, body) = response.into_parts();
     headers::strip_response(&mut parts.headers);
-    Response::from_parts(parts, crate::body::boxed(body))
+    Response::from_parts(parts, GatewayBody::inner(body))
 }
+
+/// What [`RackForward`] answers with: the rack's body streamed, or the forwarder's own (a
+/// refusal, an empty `101`).
+pub type ForwardBody = GatewayBody<Incoming>;

@@ -27,9 +27,9 @@ use tokio::time::Instant;
 use super::frames::{going_away, FrameCursor};
 use super::headers::{self, WEBSOCKET_RESPONSE};
 use super::relays::RelayTracker;
-use super::service::{relay_response, Inner};
+use super::service::{relay_response, ForwardBody, Upstream};
 use super::{origin, RelayStats, RelayStatsSender};
-use crate::body::{self, Body};
+use crate::body::{self, GatewayBody};
 use crate::error::BoxError;
 use crate::upgrade::announces_body;
 
@@ -38,11 +38,11 @@ const FINISH_FRAME_LIMIT: Duration = Duration::from_secs(2);
 
 /// Forwards a websocket upgrade request (already recognised as one).
 pub(crate) async fn forward<B>(
-    inner: Arc<Inner>,
+    upstream: Arc<Upstream>,
     mut request: Request<B>,
     uri: Uri,
-) -> Result<Response<Body>, BoxError> {
-    if let Err(reason) = origin::check(&inner.origins, request.headers()) {
+) -> Result<Response<ForwardBody>, BoxError> {
+    if let Err(reason) = origin::check(&upstream.origins, request.headers()) {
         tracing::debug!(%reason, "websocket upgrade refused");
         return Ok(body::refusal(StatusCode::FORBIDDEN, &reason));
     }
@@ -64,25 +64,25 @@ pub(crate) async fn forward<B>(
     let stats = request.extensions_mut().remove::<RelayStatsSender>();
     let (parts, unused_body) = request.into_parts();
     drop(unused_body);
-    let injected = inner.injected(&parts, true);
+    let injected = upstream.injected(&parts, true);
     let request_id = String::from_utf8_lossy(injected.request_id.as_bytes()).into_owned();
 
-    let mut upstream = Request::new(body::empty());
-    *upstream.method_mut() = parts.method;
-    *upstream.uri_mut() = uri;
-    *upstream.version_mut() = Version::HTTP_11;
-    *upstream.headers_mut() = headers::upstream_request(&parts.headers, injected);
-    let path = upstream.uri().path().to_owned();
+    let mut rack_request = Request::new(body::empty());
+    *rack_request.method_mut() = parts.method;
+    *rack_request.uri_mut() = uri;
+    *rack_request.version_mut() = Version::HTTP_11;
+    *rack_request.headers_mut() = headers::upstream_request(&parts.headers, injected);
+    let path = rack_request.uri().path().to_owned();
     tracing::debug!(%path, %request_id, "forwarding websocket upgrade to rack");
 
-    let mut response = inner.send_alone(upstream).await?;
+    let mut response = upstream.send_alone(rack_request).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         tracing::debug!(status = %response.status(), %path, "rack declined websocket upgrade");
         return Ok(relay_response(response));
     }
     let rack_upgrade = hyper::upgrade::on(&mut response);
 
-    let mut reply = Response::new(body::empty());
+    let mut reply = Response::new(GatewayBody::own(bytes::Bytes::new()));
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let reply_headers = reply.headers_mut();
     reply_headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -92,7 +92,7 @@ pub(crate) async fn forward<B>(
             reply_headers.append(name, value.clone());
         }
     }
-    let relays = inner.relays.clone();
+    let relays = upstream.relays.clone();
     tokio::spawn(relay(
         client_upgrade,
         rack_upgrade,

@@ -7,17 +7,10 @@
 //! bytes are gone (for a masked response: once it has been sent). When the budget is spent, a
 //! request waits a little for room, then gets 503.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::body::Body;
-use crate::error::BoxError;
 
 /// The budget of bytes buffered for redaction (64 MiB by default).
 pub const DEFAULT_BUFFER_BUDGET: usize = 64 * 1024 * 1024;
@@ -108,40 +101,6 @@ impl Claim {
         }
         Ok(())
     }
-
-    /// `body`, holding this claim until the body is dropped (sent or abandoned).
-    pub(crate) fn hold_until_sent(self, body: Body) -> Body {
-        crate::body::boxed(Held { body, _claim: self })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A body that keeps a budget claim alive as long as itself.
-    struct Held {
-        #[pin]
-        body: Body,
-        _claim: Claim,
-    }
-}
-
-impl HttpBody for Held {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 #[cfg(test)]
@@ -175,7 +134,7 @@ mod tests {
         let budget = BufferBudget::new(100, Duration::from_secs(1));
         let mut claim = budget.claim();
         assert!(claim.grow(40).await.is_ok());
-        let body = claim.hold_until_sent(crate::body::full("x"));
+        let body: crate::body::GatewayBody<()> = crate::body::GatewayBody::own_keeping("x", claim);
         assert_eq!(budget.available(), 60);
         drop(body);
         assert_eq!(budget.available(), 100);

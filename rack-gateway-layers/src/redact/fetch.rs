@@ -18,7 +18,8 @@ use tower::Service;
 use super::budget::BufferBudget;
 use super::collect::{collect_limited, Collected};
 use crate::body::{self, Body};
-use crate::forward::{RackForward, RackPath};
+use crate::forward::RackForward;
+use crate::upstream::RackPath;
 
 /// Why the rack call failed; the message never holds env values.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +47,9 @@ pub enum FetchError {
     InvalidApp,
 }
 
-/// On whose behalf a rack call is made, and how it is bounded.
+/// On whose behalf a rack request is made, and how it is bounded.
 #[derive(Clone, Debug)]
-pub struct RackCall {
+pub struct RackRequestOptions {
     /// The caller (the rack gets their email as `X-User-Email`).
     pub principal: Option<Arc<Principal>>,
     /// Passed on as `X-Request-ID` (the forwarder makes a fresh one when `None`).
@@ -65,7 +66,7 @@ pub struct RackCall {
 /// or an empty env when the app has no release yet.
 pub async fn fetch_env(
     rack: &RackForward,
-    call: &RackCall,
+    call: &RackRequestOptions,
     app: &str,
 ) -> Result<EnvMap, FetchError> {
     if !is_app_name(app) {
@@ -102,7 +103,7 @@ pub async fn fetch_env(
 /// nothing else; the release is not promoted); returns the new release's id.
 pub async fn create_release(
     rack: &RackForward,
-    call: &RackCall,
+    call: &RackRequestOptions,
     app: &str,
     env: &EnvMap,
 ) -> Result<String, FetchError> {
@@ -150,7 +151,7 @@ fn is_plain_id(id: &str) -> bool {
 /// One rack request with an optional form body; the JSON of a 2xx answer.
 async fn exchange(
     rack: &RackForward,
-    call: &RackCall,
+    call: &RackRequestOptions,
     method: Method,
     path: &str,
     form: Option<Bytes>,

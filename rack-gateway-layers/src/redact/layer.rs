@@ -1,8 +1,6 @@
 //! `RedactLayer` and the `Redact` service.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,21 +8,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use rack_gateway_core::identity::Principal;
-use rack_gateway_core::rbac::{Access, Outcome};
+use rack_gateway_core::rbac::Access;
 use rack_gateway_core::redact::SecretRules;
 use tower::{Layer, Service};
 
 use super::access::{EnvAccess, ENV_SET};
 use super::budget::BufferBudget;
-use super::mask::MaskScope;
+use super::env_request::EnvRequest;
+use super::future::RedactFuture;
 use super::policy::EnvPolicy;
 use super::release;
-use super::response::{mask_response, ENV_BEARING_ACTIONS};
-use crate::audit::AuditNote;
-use crate::authz::Decision;
-use crate::body::{self, refusal, Body};
+use crate::body::GatewayBody;
+use crate::decision::Decision;
+use crate::draft::AuditDraft;
 use crate::error::BoxError;
-use crate::forward::{EnvHeadersAllowed, RackForward, ENV_HEADERS};
+use crate::forward::RackForward;
+use crate::upstream::{EnvHeadersAllowed, ENV_HEADERS};
 
 /// Largest rack response the layer buffers to mask (16 MiB by default).
 pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
@@ -57,7 +56,7 @@ pub struct RedactLayer {
 
 impl RedactLayer {
     /// Masks with `rules` and `policy`, and reads current envs through `rack`. Per-key env
-    /// records go to the request's [`AuditNote`] (written with its durable intent).
+    /// records go to the request's [`AuditDraft`] (written with its durable intent).
     pub fn new(rules: SecretRules, policy: Arc<dyn EnvPolicy>, rack: RackForward) -> Self {
         RedactLayer {
             config: Arc::new(Config {
@@ -159,192 +158,93 @@ impl<S> Redact<S> {
     }
 }
 
-/// The response future of [`Redact`].
-pub type RedactFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-impl<S, B> Service<Request<B>> for Redact<S>
+impl<S, B, ResBody> Service<Request<B>> for Redact<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<GatewayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
+    type Response = Response<GatewayBody<ResBody>>;
     type Error = BoxError;
-    type Future = RedactFuture;
+    type Future = RedactFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
-        let inner = Inner::new(std::mem::replace(&mut self.inner, clone));
-        Box::pin(handle(Arc::clone(&self.config), inner, request))
-    }
-}
-
-/// What the layer knows about one request.
-pub(crate) struct Ctx {
-    pub(crate) decision: Decision,
-    pub(crate) note: Option<AuditNote>,
-    pub(crate) principal: Option<Arc<Principal>>,
-    pub(crate) access: EnvAccess,
-}
-
-impl Ctx {
-    /// A refusal response, also recorded in the audit note as the decision with `audit_reason`.
-    pub(crate) fn refuse(
-        &self,
-        status: StatusCode,
-        reason: &str,
-        audit_reason: &str,
-    ) -> Response<Body> {
-        if let Some(note) = &self.note {
-            let outcome = if status == StatusCode::FORBIDDEN {
-                Outcome::Deny
-            } else {
-                Outcome::BadRequest
-            };
-            note.set_decision(&Decision {
-                outcome,
-                reason: audit_reason.to_owned(),
-                ..self.decision.clone()
-            });
-        }
-        refusal(status, reason)
-    }
-
-    /// The route's `{app}`.
-    pub(crate) fn app(&self) -> Option<&str> {
-        self.decision.route.as_ref()?.app.as_deref()
-    }
-
-    /// The route's audit action.
-    pub(crate) fn action(&self) -> &'static str {
-        self.decision
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(decision) = request
+            .extensions()
+            .get::<Decision>()
+            .filter(|decision| decision.route.is_some())
+            .cloned()
+        else {
+            // Fail closed: without the authorization layer there is no route to redact by.
+            return RedactFuture::failed("RedactLayer needs AuthorizeLayer outside it".into());
+        };
+        let (carries_env, merges_env) = decision
             .route
             .as_ref()
-            .map_or("", |matched| matched.route.action)
-    }
-
-    /// The masking scope for this caller.
-    pub(crate) fn scope<'a>(&'a self, config: &'a Config) -> MaskScope<'a> {
-        MaskScope {
-            rules: &config.rules,
-            policy: &*config.policy,
-            reveal: self.access.reveal(),
-            app: self.app(),
+            .map_or((false, false), |m| (m.route.carries_env, m.route.merges_env));
+        if !has_env_headers(request.headers()) && !carries_env && !merges_env {
+            // Nothing here can carry env: no permission checks, no buffering.
+            return RedactFuture::calling(inner.call(request.map(GatewayBody::inner)), None);
         }
-    }
-}
+        let principal = request.extensions().get::<Arc<Principal>>().cloned();
+        let access = EnvAccess::of(&principal.as_deref().map_or(Access::None, Principal::access));
+        let env_request = EnvRequest {
+            decision,
+            draft: request.extensions().get::<AuditDraft>().cloned(),
+            principal,
+            access,
+        };
+        let (mut parts, rack_body) = request.into_parts();
 
-/// The inner service, boxed: an async fn generic over the service's future trips rustc's
-/// "`Send` is not general enough" limitation with the boxed error type.
-pub(crate) type Inner = tower::util::BoxService<Request<Body>, Response<Body>, BoxError>;
-
-async fn handle<B>(
-    config: Arc<Config>,
-    inner: Inner,
-    request: Request<B>,
-) -> Result<Response<Body>, BoxError>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let Some(decision) = request
-        .extensions()
-        .get::<Decision>()
-        .filter(|decision| decision.route.is_some())
-        .cloned()
-    else {
-        // Fail closed: without the authorization layer there is no route to redact by.
-        return Err(BoxError::from(
-            "RedactLayer needs AuthorizeLayer outside it",
-        ));
-    };
-    let action = decision
-        .route
-        .as_ref()
-        .map_or("", |matched| matched.route.action);
-    if !has_env_headers(request.headers())
-        && action != release::ACTION
-        && !ENV_BEARING_ACTIONS.contains(&action)
-    {
-        // Nothing here can carry env: no permission checks, no buffering.
-        return call(inner, request.map(body::boxed)).await;
-    }
-    let principal = request
-        .extensions()
-        .get::<Arc<Principal>>()
-        .cloned()
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<Principal>()
-                .cloned()
-                .map(Arc::new)
-        });
-    let access = EnvAccess::of(&principal.as_deref().map_or(Access::None, Principal::access));
-    let ctx = Ctx {
-        decision,
-        note: request.extensions().get::<AuditNote>().cloned(),
-        principal,
-        access,
-    };
-    let (mut parts, rack_body) = request.into_parts();
-
-    if has_env_headers(&parts.headers) {
-        if ctx.action() == release::ACTION {
-            let reason = "The Env, Environment and Release-Env headers are not accepted on release create; send the env form field.";
-            return Ok(ctx.refuse(StatusCode::BAD_REQUEST, reason, reason));
+        if has_env_headers(&parts.headers) {
+            if merges_env {
+                let reason = "The Env, Environment and Release-Env headers are not accepted on release create; send the env form field.";
+                return RedactFuture::refused(env_request.refuse(
+                    StatusCode::BAD_REQUEST,
+                    reason,
+                    reason,
+                ));
+            }
+            if env_request.access.env_set.is_none() {
+                return RedactFuture::refused(env_request.refuse(
+                    StatusCode::FORBIDDEN,
+                    ENV_HEADERS_DENIED,
+                    &format!("{ENV_HEADERS_DENIED} ({ENV_SET} required to send env headers)"),
+                ));
+            }
+            parts.extensions.insert(EnvHeadersAllowed);
         }
-        if ctx.access.env_set.is_none() {
-            return Ok(ctx.refuse(
-                StatusCode::FORBIDDEN,
-                ENV_HEADERS_DENIED,
-                &format!("{ENV_HEADERS_DENIED} ({ENV_SET} required to send env headers)"),
+        let config = Arc::clone(&self.config);
+        let masking = env_request.needs_masking().then(|| env_request.clone());
+        if masking.is_some() {
+            // Ask the rack for an unencoded response, so that it can be masked.
+            parts.headers.remove(header::ACCEPT_ENCODING);
+        }
+        if merges_env {
+            let preparing = Box::pin(release::prepare(
+                Arc::clone(&config),
+                env_request,
+                parts,
+                rack_body,
             ));
+            return RedactFuture::preparing(preparing, inner, config, masking);
         }
-        parts.extensions.insert(EnvHeadersAllowed);
+        let request = Request::from_parts(parts, GatewayBody::inner(rack_body));
+        RedactFuture::calling(
+            inner.call(request),
+            masking.map(|env_request| (config, env_request)),
+        )
     }
-
-    if ctx.action() == release::ACTION {
-        return release::create(&config, &ctx, inner, parts, rack_body).await;
-    }
-    let request = Request::from_parts(parts, body::boxed(rack_body));
-    if !needs_masking(&ctx) {
-        return call(inner, request).await;
-    }
-    let response = call(inner, identity_encoding(request)).await?;
-    mask_response(
-        response,
-        &ctx.scope(&config),
-        config.response_limit,
-        &config.budget,
-    )
-    .await
-}
-
-/// Waits for `inner` to be ready, then calls it (without `ServiceExt`, whose future types trip
-/// the same rustc limitation as [`Inner`]).
-pub(crate) async fn call(
-    mut inner: Inner,
-    request: Request<Body>,
-) -> Result<Response<Body>, BoxError> {
-    std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
-    inner.call(request).await
-}
-
-/// Whether the route's responses may carry env values this caller may not see in full.
-pub(crate) fn needs_masking(ctx: &Ctx) -> bool {
-    !ctx.access.reads_secrets() && ENV_BEARING_ACTIONS.contains(&ctx.action())
-}
-
-/// Asks the rack for an unencoded response (so it can be masked).
-pub(crate) fn identity_encoding<B>(mut request: Request<B>) -> Request<B> {
-    request.headers_mut().remove(header::ACCEPT_ENCODING);
-    request
 }
 
 fn has_env_headers(headers: &HeaderMap) -> bool {

@@ -64,9 +64,12 @@
 
 mod access;
 mod budget;
+mod changes;
 mod collect;
+mod env_request;
 mod fetch;
 mod form;
+mod future;
 mod layer;
 mod mask;
 mod merge;
@@ -74,13 +77,15 @@ mod policy;
 mod release;
 mod response;
 
-pub use crate::forward::{EnvHeadersAllowed, ENV_HEADERS};
+pub use crate::upstream::{EnvHeadersAllowed, ENV_HEADERS};
 pub use access::{EnvAccess, ENV_READ, ENV_SET, SECRET_READ, SECRET_SET};
 pub use budget::{BufferBudget, DEFAULT_BUFFER_BUDGET, DEFAULT_BUFFER_WAIT};
-pub use fetch::{create_release, fetch_env, is_app_name, FetchError, RackCall};
+pub use changes::record_env_changes;
+pub use fetch::{create_release, fetch_env, is_app_name, FetchError, RackRequestOptions};
+pub use future::RedactFuture;
+pub(crate) use layer::Config;
 pub use layer::{
-    Redact, RedactFuture, RedactLayer, DEFAULT_FETCH_TIMEOUT, DEFAULT_FORM_LIMIT,
-    DEFAULT_RESPONSE_LIMIT,
+    Redact, RedactLayer, DEFAULT_FETCH_TIMEOUT, DEFAULT_FORM_LIMIT, DEFAULT_RESPONSE_LIMIT,
 };
 pub use mask::{mask_json, MaskScope};
 pub use merge::{merge_env, ChangeKind, EnvChange, MergeRefusal, MergeRules, MergedEnv};

@@ -6,41 +6,42 @@
 //! before the rack is called, whatever the rack would make of it. What the rack receives is the
 //! gateway's own encoding of the form it read, so both read the same env.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use rack_gateway_core::audit::{AuditDecision, Phase};
-use rack_gateway_core::redact::{canonical_json, EnvMap, REDACTED};
-use serde_json::json;
+use rack_gateway_core::redact::EnvMap;
 
+use super::changes::record_env_changes;
 use super::collect::{collect_limited, Collected};
-use super::fetch::{fetch_env, RackCall};
+use super::env_request::EnvRequest;
+use super::fetch::{fetch_env, RackRequestOptions};
 use super::form::{self, Declared, FormError};
-use super::layer::{call, identity_encoding, needs_masking, Config, Ctx, Inner};
-use super::merge::{merge_env, ChangeKind, MergeRules, MergedEnv};
-use super::response::{busy, mask_response};
-use crate::body::{self, refusal, Body};
+use super::merge::{merge_env, MergeRules};
+use super::response::busy;
+use super::Config;
+use crate::body::{refusal, GatewayBody};
 use crate::error::BoxError;
-use crate::forward::RackPath;
-
-/// The route action of a release create.
-pub(crate) const ACTION: &str = "release.create";
+use crate::upstream::RackPath;
 
 /// The form field that carries the env.
 const ENV_FIELD: &str = "env";
 
-/// Handles a release create: a form without an `env` field passes (re-encoded) unchanged.
-pub(crate) async fn create<B>(
-    config: &Config,
-    ctx: &Ctx,
-    inner: Inner,
+/// Turns a release create into the request to send: the strict form read, the env merged over
+/// the current one, the form re-encoded; or into a refusal. A form without an `env` field passes
+/// (re-encoded) unchanged.
+pub(crate) async fn prepare<B, ResBody>(
+    config: Arc<Config>,
+    env_request: EnvRequest,
     parts: Parts,
     rack_body: B,
-) -> Result<Response<Body>, BoxError>
+) -> Result<Request<GatewayBody<B>>, Response<GatewayBody<ResBody>>>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let refuse = |status, reason: &str| env_request.refuse(status, reason, reason);
     // Convox reads `env` from the query string too (Go's FormValue): only the body may carry it.
     let query = parts
         .extensions
@@ -55,39 +56,37 @@ where
             Ok(_) => continue,
             Err(_) => "The query string is malformed.",
         };
-        return Ok(ctx.refuse(StatusCode::BAD_REQUEST, reason, reason));
+        return Err(refuse(StatusCode::BAD_REQUEST, reason));
     }
-    let refuse_form = |error: FormError| {
-        let reason = error.to_string();
-        ctx.refuse(error.status(), &reason, &reason)
-    };
-    let declared = match form::declared(&parts.headers) {
-        Ok(declared) => declared,
-        Err(error) => return Ok(refuse_form(error)),
-    };
+    let refuse_form = |error: FormError| refuse(error.status(), &error.to_string());
+    let declared = form::declared(&parts.headers).map_err(refuse_form)?;
     // Without a Content-Type only an empty body is acceptable: nothing to read, nothing to set.
     let limit = match declared {
         Declared::Nothing => 0,
         Declared::Form => config.form_limit,
     };
-    let (bytes, _claim) = match collect_limited(rack_body, limit, &config.budget).await? {
-        Collected::Whole(bytes, claim) => (bytes, claim),
-        Collected::Busy => return Ok(busy()),
-        Collected::TooLarge if declared == Declared::Nothing => {
-            return Ok(refuse_form(FormError::MediaType))
+    let collected = collect_limited(rack_body, limit, &config.budget).await;
+    let (bytes, _claim) = match collected {
+        Ok(Collected::Whole(bytes, claim)) => (bytes, claim),
+        Ok(Collected::Busy) => return Err(busy()),
+        Ok(Collected::TooLarge) if declared == Declared::Nothing => {
+            return Err(refuse_form(FormError::MediaType))
         }
-        Collected::TooLarge => {
+        Ok(Collected::TooLarge) => {
             let too_large = format!(
                 "Request body too large (limit {} bytes).",
                 config.form_limit
             );
-            return Ok(ctx.refuse(StatusCode::PAYLOAD_TOO_LARGE, &too_large, &too_large));
+            return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, &too_large));
+        }
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read (malformed or cut short)",
+            ))
         }
     };
-    let pairs = match form::parse(&bytes) {
-        Ok(pairs) => pairs,
-        Err(error) => return Ok(refuse_form(error)),
-    };
+    let pairs = form::parse(&bytes).map_err(refuse_form)?;
     drop(bytes);
     let posted: Vec<&str> = pairs
         .iter()
@@ -97,37 +96,35 @@ where
     let posted = match posted.as_slice() {
         [] => {
             let encoded = form::encode(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-            return forward(
-                config,
-                ctx,
-                inner,
-                with_form(parts, declared, &encoded),
-                encoded,
-            )
-            .await;
+            return Ok(with_form(parts, declared, encoded));
         }
         [one] => EnvMap::parse(one),
         _ => {
-            let reason = "The env form field was sent more than once.";
-            return Ok(ctx.refuse(StatusCode::BAD_REQUEST, reason, reason));
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "The env form field was sent more than once.",
+            ))
         }
     };
-    let Some(app) = ctx.app().map(str::to_owned) else {
-        return Err(BoxError::from("release create route without an app"));
+    let Some(app) = env_request.app().map(str::to_owned) else {
+        return Err(refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "release create route without an app",
+        ));
     };
 
-    let call = RackCall {
-        principal: ctx.principal.clone(),
+    let options = RackRequestOptions {
+        principal: env_request.principal.clone(),
         request_id: parts.headers.get("x-request-id").cloned(),
         limit: config.response_limit,
         timeout: config.fetch_timeout,
         budget: Some(config.budget.clone()),
     };
-    let base = match fetch_env(&config.rack, &call, &app).await {
+    let base = match fetch_env(&config.rack, &options, &app).await {
         Ok(base) => base,
         Err(error) => {
             tracing::warn!(%app, %error, "release create refused: current env unavailable");
-            return Ok(refusal(
+            return Err(refusal(
                 StatusCode::BAD_GATEWAY,
                 &format!("could not read the current environment from the rack: {error}"),
             ));
@@ -135,25 +132,19 @@ where
     };
     let protected = config.policy.protected_keys(&app);
     let app_secrets = config.policy.secret_keys(&app);
-    let merged = match merge_env(
+    let merged = merge_env(
         &base,
         &posted,
         MergeRules {
             rules: &config.rules,
             app_secrets: &app_secrets,
             protected: &protected,
-            access: &ctx.access,
+            access: &env_request.access,
         },
-    ) {
-        Ok(merged) => merged,
-        Err(refused) => {
-            return Ok(ctx.refuse(
-                refused.status(),
-                &refused.to_string(),
-                &refused.audit_reason(),
-            ))
-        }
-    };
+    )
+    .map_err(|refused| {
+        env_request.refuse(refused.status(), &refused.to_string(), &refused.audit_reason())
+    })?;
     drop(base);
 
     let env_text = merged.env.serialize();
@@ -165,20 +156,15 @@ where
         }
     }));
     drop(env_text);
-    add_change_records(ctx, &app, &merged);
-    forward(
-        config,
-        ctx,
-        inner,
-        with_form(parts, declared, &encoded),
-        encoded,
-    )
-    .await
+    if let Some(draft) = &env_request.draft {
+        record_env_changes(draft, &app, &merged, &env_request.access);
+    }
+    Ok(with_form(parts, declared, encoded))
 }
 
-/// The request head for the re-encoded form: its exact length, the plain form media type (when
-/// the client declared one; an empty body without one stays without), no transfer coding.
-fn with_form(mut parts: Parts, declared: Declared, encoded: &str) -> Parts {
+/// The request with the re-encoded form: its exact length, the plain form media type (when the
+/// client declared one; an empty body without one stays without), no transfer coding.
+fn with_form<B>(mut parts: Parts, declared: Declared, encoded: String) -> Request<GatewayBody<B>> {
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts.headers.remove(header::CONTENT_TYPE);
     if declared == Declared::Form {
@@ -190,57 +176,6 @@ fn with_form(mut parts: Parts, declared: Declared, encoded: &str) -> Parts {
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(encoded.len()));
-    parts
+    Request::from_parts(parts, GatewayBody::own(encoded))
 }
 
-/// Forwards the request and masks the release the rack answers with.
-async fn forward(
-    config: &Config,
-    ctx: &Ctx,
-    inner: Inner,
-    parts: Parts,
-    encoded: String,
-) -> Result<Response<Body>, BoxError> {
-    let request = Request::from_parts(parts, body::full(encoded));
-    if !needs_masking(ctx) {
-        return call(inner, request).await;
-    }
-    let response = call(inner, identity_encoding(request)).await?;
-    mask_response(
-        response,
-        &ctx.scope(config),
-        config.response_limit,
-        &config.budget,
-    )
-    .await
-}
-
-/// One record per changed key, added to the request's note so that it is written with the
-/// request's durable intent, before the rack sees the change. Values are never recorded (the
-/// audit log is readable without `convox:env:read`), only whether the key had a value before
-/// and has one after.
-fn add_change_records(ctx: &Ctx, app: &str, merged: &MergedEnv) {
-    let Some(note) = &ctx.note else {
-        return;
-    };
-    for change in &merged.changes {
-        let details = json!({
-            "old": change.existed.then_some(REDACTED),
-            "new": (change.kind == ChangeKind::Set).then_some(REDACTED),
-        });
-        let grant = if change.secret {
-            &ctx.access.secret_set
-        } else {
-            &ctx.access.env_set
-        };
-        let mut event = note.derived_event(
-            change.action(),
-            Some(format!("{app}/{}", change.key)),
-            AuditDecision::Allow,
-            grant.as_deref().unwrap_or_default(),
-            canonical_json(&details),
-        );
-        event.phase = Phase::Intent;
-        note.add_record(event);
-    }
-}

@@ -6,37 +6,25 @@ use serde_json::Value;
 use super::budget::BufferBudget;
 use super::collect::{collect_limited, Collected};
 use super::mask::{mask_json, MaskScope};
-use crate::body::{self, refusal, Body};
+use crate::body::{passed, refusal, GatewayBody};
 use crate::error::BoxError;
-
-/// Route actions whose responses may carry an env (`env` of releases) or rack/app
-/// `parameters`; only these are buffered.
-pub(crate) const ENV_BEARING_ACTIONS: &[&str] = &[
-    "release.list",
-    "release.read",
-    "release.create",
-    "release.promote",
-    "rack.releases",
-    "app.list",
-    "app.read",
-    "app.create",
-    "app.update",
-    "rack.read",
-    "rack.update",
-];
 
 /// Masks a response of an env-bearing route for the caller in `scope`.
 ///
 /// Non-2xx responses pass untouched, as do bodies that are not JSON (unless they claim to be:
 /// then 502). A body over `limit` bytes, or with a `Content-Encoding`, is never relayed: 502.
-pub(crate) async fn mask_response(
-    response: Response<Body>,
+pub(crate) async fn mask_response<B>(
+    response: Response<B>,
     scope: &MaskScope<'_>,
     limit: usize,
     budget: &BufferBudget,
-) -> Result<Response<Body>, BoxError> {
+) -> Result<Response<GatewayBody<B>>, BoxError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
     if !response.status().is_success() {
-        return Ok(response);
+        return Ok(passed(response));
     }
     if has_content_encoding(response.headers()) {
         return Ok(refusal(
@@ -64,7 +52,7 @@ pub(crate) async fn mask_response(
         Err(_) if bytes.iter().all(u8::is_ascii_whitespace) || !claims_json => {
             return Ok(Response::from_parts(
                 parts,
-                claim.hold_until_sent(body::full(bytes)),
+                GatewayBody::own_keeping(bytes, claim),
             ));
         }
         Err(_) => {
@@ -78,7 +66,7 @@ pub(crate) async fn mask_response(
         drop(value);
         return Ok(Response::from_parts(
             parts,
-            claim.hold_until_sent(body::full(bytes)),
+            GatewayBody::own_keeping(bytes, claim),
         ));
     }
     drop(bytes);
@@ -92,12 +80,12 @@ pub(crate) async fn mask_response(
         .insert(header::CONTENT_LENGTH, HeaderValue::from(masked.len()));
     Ok(Response::from_parts(
         parts,
-        claim.hold_until_sent(body::full(masked)),
+        GatewayBody::own_keeping(masked, claim),
     ))
 }
 
 /// The answer when the buffer budget stays spent: try again, nothing unmasked relayed.
-pub(crate) fn busy() -> Response<Body> {
+pub(crate) fn busy<B>() -> Response<GatewayBody<B>> {
     refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         "the gateway is redacting too many large responses at once; try again shortly",

@@ -2,14 +2,14 @@
 
 use http::{Response, StatusCode};
 
-use crate::body::{refusal, Body};
+use crate::body::{refusal, GatewayBody};
 use crate::error::{
     is_caused_by, ClientBodyError, RackCertificateMismatch, RackTimeout, RackUnavailable,
     StoreUnavailable,
 };
 
 /// The response for an infrastructure error; the error itself is logged, not shown.
-pub fn rescue_response(error: &(dyn std::error::Error + 'static)) -> Response<Body> {
+pub fn rescue_response<B>(error: &(dyn std::error::Error + 'static)) -> Response<GatewayBody<B>> {
     // The caller sees a fixed line per cause: the full error (with the rack's address and the
     // transport's words) goes to the log only.
     let (status, message) = if is_caused_by::<ClientBodyError>(error) {
@@ -85,7 +85,7 @@ mod tests {
             ("something else".into(), StatusCode::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
-            assert_eq!(rescue_response(error.as_ref()).status(), status, "{error}");
+            assert_eq!(rescue_response::<()>(error.as_ref()).status(), status, "{error}");
         }
     }
 
@@ -93,7 +93,7 @@ mod tests {
     fn rack_addresses_are_not_shown_to_callers() {
         let error: BoxError =
             RackUnavailable("cannot connect to 10.1.2.3:5443: connection refused".into()).into();
-        let response = rescue_response(error.as_ref());
+        let response = rescue_response::<()>(error.as_ref());
         let reason = response.headers()["x-error-reason"].to_str().unwrap();
         assert!(!reason.contains("10.1.2.3"), "{reason}");
     }
@@ -102,7 +102,7 @@ mod tests {
     fn store_details_are_not_shown_to_callers() {
         let error: BoxError =
             StoreUnavailable("password authentication failed for user x".into()).into();
-        let response = rescue_response(error.as_ref());
+        let response = rescue_response::<()>(error.as_ref());
         let reason = response.headers()["x-error-reason"].to_str().unwrap();
         assert!(!reason.contains("password"), "{reason}");
     }

@@ -9,26 +9,26 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::classify::rescue_response;
-use crate::body::Body;
+use crate::body::GatewayBody;
 use crate::error::BoxError;
 
 pin_project! {
     /// The inner future, with its error turned into a response.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
-        state: State<F>,
+        state: State<F, B>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
-        Failed { response: Option<Response<Body>> },
+    enum State<F, B> {
+        Failed { response: Option<Response<GatewayBody<B>>> },
         Calling { #[pin] inner: F },
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, B> ResponseFuture<F, B> {
     pub(super) fn new(inner: F) -> Self {
         ResponseFuture {
             state: State::Calling { inner },
@@ -45,11 +45,12 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
-    F: Future<Output = Result<Response<Body>, BoxError>>,
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
 {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<GatewayBody<B>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -58,9 +59,10 @@ where
                 .unwrap_or_else(|| rescue_response(&*BoxError::from("polled after completion"))))),
             StateProj::Calling { inner } => {
                 let outcome = ready!(inner.poll(cx));
-                Poll::Ready(Ok(
-                    outcome.unwrap_or_else(|error| rescue_response(error.as_ref()))
-                ))
+                Poll::Ready(Ok(match outcome {
+                    Ok(response) => crate::body::passed(response),
+                    Err(error) => rescue_response(error.into().as_ref()),
+                }))
             }
         }
     }

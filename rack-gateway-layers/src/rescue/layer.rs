@@ -7,7 +7,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::future::ResponseFuture;
-use crate::body::Body;
+use crate::body::GatewayBody;
 use crate::error::BoxError;
 
 /// Adds [`Rescue`] around a service.
@@ -54,13 +54,14 @@ impl<S: Clone> Clone for Rescue<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Rescue<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Rescue<S>
 where
-    S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
+    type Response = Response<GatewayBody<ResBody>>;
     type Error = Infallible;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.not_ready.is_some() {
@@ -70,7 +71,7 @@ where
             // The request that follows is answered with this failure, and the inner service is
             // not called without having been ready.
             Poll::Ready(Err(error)) => {
-                self.not_ready = Some(error);
+                self.not_ready = Some(error.into());
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
@@ -78,7 +79,7 @@ where
         }
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match self.not_ready.take() {
             Some(error) => ResponseFuture::failed(error.as_ref()),
             None => ResponseFuture::new(self.inner.call(request)),

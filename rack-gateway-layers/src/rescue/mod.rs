@@ -10,14 +10,19 @@
 //! use rack_gateway_layers::rescue::RescueLayer;
 //! use tower::ServiceBuilder;
 //!
+//! # async fn demo() {
+//! use tower::ServiceExt as _;
+//!
 //! let service = ServiceBuilder::new().layer(RescueLayer::new()).service_fn(
-//!     |_req: http::Request<rack_gateway_layers::Body>| async {
-//!         Err::<http::Response<rack_gateway_layers::Body>, _>(rack_gateway_layers::BoxError::from(
-//!             rack_gateway_layers::error::RackUnavailable("connection refused".into()),
+//!     |_req: http::Request<()>| async {
+//!         Err::<http::Response<String>, _>(rack_gateway_layers::error::RackUnavailable(
+//!             "connection refused".into(),
 //!         ))
 //!     },
 //! );
-//! # let _ = service;
+//! let response = service.oneshot(http::Request::new(())).await.unwrap();
+//! assert_eq!(response.status(), http::StatusCode::BAD_GATEWAY);
+//! # }
 //! ```
 
 mod classify;

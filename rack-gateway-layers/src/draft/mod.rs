@@ -1,20 +1,34 @@
-//! The per-request record that inner layers and handlers fill in for the audit layer.
+//! The draft of a request's audit records, which inner layers and handlers fill in and the audit
+//! layer writes.
+//!
+//! The audit layer puts an [`AuditDraft`] in the request extensions; authentication notes the
+//! principal, authorization the decision, redaction and handlers the resource, details and any
+//! further records. The records themselves are built in one place ([`event`]) from the draft.
+//!
+//! ```
+//! use rack_gateway_layers::draft::AuditDraft;
+//!
+//! # fn handler(request: &http::Request<()>) {
+//! if let Some(draft) = request.extensions().get::<AuditDraft>() {
+//!     draft.set_resource("web");
+//!     draft.add_detail("scope", serde_json::json!("app"));
+//! }
+//! # }
+//! ```
 
-use std::net::SocketAddr;
+pub(crate) mod event;
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rack_gateway_core::audit::{AuditDecision, AuditEvent, Phase};
 use rack_gateway_core::identity::Principal;
 use serde_json::{Map, Value};
 
-use crate::authz::Decision;
-
-/// The socket peer of a request; the server puts it in every request's extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+use crate::decision::Decision;
 
 /// What the audit layer knows about the request before inner layers run.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(not(feature = "audit"), allow(dead_code))]
 pub(crate) struct RequestMeta {
     pub(crate) request_id: String,
     pub(crate) method: String,
@@ -29,6 +43,7 @@ pub(crate) struct RequestMeta {
 
 /// How the intent record of a mutating request went.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "audit"), allow(dead_code))]
 pub(crate) enum IntentState {
     /// No intent record (not mutating, or refused before).
     #[default]
@@ -59,8 +74,9 @@ pub(crate) struct Annotations {
     pub(crate) derived: Vec<AuditEvent>,
 }
 
+/// Everything known about the request so far.
 #[derive(Debug, Default)]
-pub(crate) struct Facts {
+pub(crate) struct Draft {
     pub(crate) meta: RequestMeta,
     pub(crate) principal: Option<Arc<Principal>>,
     pub(crate) auth_failure: Option<String>,
@@ -69,23 +85,25 @@ pub(crate) struct Facts {
     pub(crate) annotations: Annotations,
 }
 
-/// Shared between the audit layer and the layers and handlers inside it for one request.
+/// The draft of one request's audit records, shared between the audit layer and the layers and
+/// handlers inside it.
 ///
 /// Inner code finds it in the request extensions and says what the record cannot know from the
 /// request alone: who the caller is, what was decided, which resource was touched, and any
 /// further records the request causes (one per changed env key, say).
 #[derive(Clone, Debug, Default)]
-pub struct AuditNote(Arc<Mutex<Facts>>);
+pub struct AuditDraft(Arc<Mutex<Draft>>);
 
-impl AuditNote {
+impl AuditDraft {
+    #[cfg_attr(not(feature = "audit"), allow(dead_code))]
     pub(crate) fn new(meta: RequestMeta) -> Self {
-        AuditNote(Arc::new(Mutex::new(Facts {
+        AuditDraft(Arc::new(Mutex::new(Draft {
             meta,
-            ..Facts::default()
+            ..Draft::default()
         })))
     }
 
-    pub(crate) fn facts(&self) -> MutexGuard<'_, Facts> {
+    pub(crate) fn facts(&self) -> MutexGuard<'_, Draft> {
         // The facts are plain data: a panic elsewhere cannot leave them half-updated in a way
         // that matters more than losing the record would.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
@@ -163,7 +181,7 @@ impl AuditNote {
         details: String,
     ) -> AuditEvent {
         let facts = self.facts();
-        let mut event = super::event::base(&facts, Phase::Complete);
+        let mut event = event::base(&facts, Phase::Complete);
         event.action = action.to_owned();
         event.resource = resource;
         event.decision = decision;

@@ -1,9 +1,24 @@
-//! The client address: the socket peer, or X-Forwarded-For when the peer is a trusted proxy.
+//! Where a request comes from: the socket peer, and the client address it stands for (the peer,
+//! or X-Forwarded-For when the peer is a trusted proxy).
+//!
+//! ```
+//! use rack_gateway_layers::peer::{client_ip, Cidr};
+//!
+//! let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+//! let peer = "10.0.0.1".parse().ok();
+//! assert_eq!(client_ip(peer, &headers, &trusted), "203.0.113.9".parse().ok());
+//! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use http::HeaderMap;
+
+/// The socket peer of a request; the server puts it in every request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// An IP network such as `10.0.0.0/8` or `fd00::/8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +76,7 @@ impl Cidr {
 
 /// The client address to record: walks X-Forwarded-For from the right while the hop is a
 /// trusted proxy, starting from the socket peer.
-pub(crate) fn client_ip(
+pub fn client_ip(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
     trusted: &[Cidr],

@@ -1,4 +1,5 @@
-//! What the authorization layer decided, for the layers outside it (audit, metrics).
+//! What the authorization layer decided, for the layers around it (audit, redaction, intents,
+//! metrics): one type they all read, so none of them depends on another.
 
 use rack_gateway_core::rbac::Outcome;
 use rack_gateway_core::routes::RouteMatch;

@@ -1,15 +1,20 @@
-//! Turning what the layers learned about a request into audit events.
+//! The one place that turns a request's draft into audit events: its intent, its complete
+//! record, and the base every further record starts from.
+
+// Only the audit layer writes intents and complete records; the rest of the crate builds
+// further records from the base.
+#![cfg_attr(not(feature = "audit"), allow(dead_code))]
 
 use rack_gateway_core::audit::{ActorKind, AuditDecision, AuditEvent, Phase};
 use rack_gateway_core::rbac::Outcome as RbacOutcome;
 use serde_json::{json, Value};
 
-use super::note::{Facts, IntentState};
-use crate::forward::RelayStats;
+use super::{Draft, IntentState};
+use crate::relay::RelayStats;
 
 /// How the request ended, as seen by the audit layer.
 #[derive(Debug, Default)]
-pub(crate) struct Ending {
+pub(crate) struct Completion {
     pub(crate) status: u16,
     pub(crate) latency_ms: u64,
     /// The reason of a response the gateway made itself ([`GatewayReason`](crate::body::GatewayReason)).
@@ -24,7 +29,7 @@ pub(crate) struct Ending {
 pub(crate) const CLIENT_CLOSED: u16 = 499;
 
 /// The `intent` record of an allowed mutating request.
-pub(crate) fn intent_event(facts: &Facts) -> AuditEvent {
+pub(crate) fn intent_event(facts: &Draft) -> AuditEvent {
     let mut event = base(facts, Phase::Intent);
     event.decision = AuditDecision::Allow;
     event.reason = facts.annotations.reason.clone().unwrap_or_else(|| {
@@ -39,7 +44,7 @@ pub(crate) fn intent_event(facts: &Facts) -> AuditEvent {
 }
 
 /// The `complete` record of a request.
-pub(crate) fn complete_event(facts: &Facts, ending: &Ending) -> AuditEvent {
+pub(crate) fn complete_event(facts: &Draft, ending: &Completion) -> AuditEvent {
     let mut event = base(facts, Phase::Complete);
     event.http_status = ending.status;
     event.latency_ms = ending.latency_ms;
@@ -63,7 +68,7 @@ pub(crate) fn complete_event(facts: &Facts, ending: &Ending) -> AuditEvent {
 
 const ABANDONED: &str = "client closed the connection before the response";
 
-fn decide(facts: &Facts, ending: &Ending) -> (AuditDecision, String) {
+fn decide(facts: &Draft, ending: &Completion) -> (AuditDecision, String) {
     let gateway_reason = || ending.gateway_reason.clone().unwrap_or_default();
     if let Some(failure) = &facts.auth_failure {
         return (
@@ -100,7 +105,7 @@ fn decide(facts: &Facts, ending: &Ending) -> (AuditDecision, String) {
     }
 }
 
-pub(crate) fn base(facts: &Facts, phase: Phase) -> AuditEvent {
+pub(crate) fn base(facts: &Draft, phase: Phase) -> AuditEvent {
     let meta = &facts.meta;
     let mut event = AuditEvent {
         request_id: meta.request_id.clone(),
@@ -138,13 +143,13 @@ pub(crate) fn base(facts: &Facts, phase: Phase) -> AuditEvent {
     event
 }
 
-fn action(facts: &Facts) -> String {
+fn action(facts: &Draft) -> String {
     if facts.auth_failure.is_some() {
         return "auth.failed".to_owned();
     }
     match &facts.decision {
         Some(decision) => match (&decision.route, decision.outcome) {
-            (Some(matched), _) => matched.route.action.to_owned(),
+            (Some(matched), _) => matched.route.action.to_string(),
             (None, RbacOutcome::BadRequest) => "proxy.bad_path".to_owned(),
             (None, _) => "proxy.unknown_route".to_owned(),
         },
@@ -153,7 +158,7 @@ fn action(facts: &Facts) -> String {
 }
 
 /// `app`, or `app/<id>` for routes below an app, or the id for routes without one.
-fn resource(facts: &Facts) -> Option<String> {
+fn resource(facts: &Draft) -> Option<String> {
     let matched = facts.decision.as_ref()?.route.as_ref()?;
     let others: Vec<&str> = matched
         .params
@@ -169,7 +174,7 @@ fn resource(facts: &Facts) -> Option<String> {
     }
 }
 
-fn details(facts: &Facts, relay: Option<&RelayStats>, intent_seq: Option<u64>) -> String {
+fn details(facts: &Draft, relay: Option<&RelayStats>, intent_seq: Option<u64>) -> String {
     let mut map = facts.annotations.details.clone();
     if let Some(command) = &facts.meta.command {
         map.insert("command".into(), Value::String(command.clone()));
