@@ -144,7 +144,7 @@ impl Gateway {
                 env_policy,
                 budget,
             }),
-            crate::api::service(api),
+            crate::api::service(api, crate::api::api_table().context("the API route table")?),
             routes::router(health),
         );
         let tls = match &config.tls {

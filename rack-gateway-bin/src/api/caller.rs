@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use rack_gateway_core::audit::{AuditDecision, AuditEvent};
 use rack_gateway_core::identity::Principal;
 use rack_gateway_core::rbac::authorize;
-use rack_gateway_layers::audit::AuditNote;
+use rack_gateway_layers::draft::AuditDraft;
 use serde_json::Value;
 
 use super::ApiError;
@@ -25,7 +25,7 @@ pub struct Caller {
     /// Who.
     pub principal: Arc<Principal>,
     /// The call's audit note (its `complete` record is written by the audit layer).
-    pub note: AuditNote,
+    pub note: AuditDraft,
     request_id: String,
 }
 
@@ -36,7 +36,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         // Both are put there by the layers in front of the router; without them the stack is
         // assembled wrongly, and nothing must be served.
         let principal = parts.extensions.get::<Arc<Principal>>().cloned();
-        let note = parts.extensions.get::<AuditNote>().cloned();
+        let note = parts.extensions.get::<AuditDraft>().cloned();
         let (Some(principal), Some(note)) = (principal, note) else {
             tracing::error!("API handler reached without the authentication and audit layers");
             return Err(ApiError::new(
@@ -86,7 +86,7 @@ impl Caller {
         self.note.set_resource(resource);
     }
 
-    /// A further record about this call (add it with [`AuditNote::add_record`]).
+    /// A further record about this call (add it with [`AuditDraft::add_record`]).
     pub fn event(
         &self,
         action: &str,

@@ -32,12 +32,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rack_gateway_core::audit::{AuditDecision, Phase};
-use rack_gateway_core::redact::{canonical_json, mask_env_with, EnvMap, Reveal, MASK, REDACTED};
+use rack_gateway_core::redact::{mask_env_with, EnvMap, Reveal, MASK};
 use rack_gateway_layers::audit::record_intent;
 use rack_gateway_layers::redact::{
-    create_release, fetch_env, is_app_name, merge_env, ChangeKind, EnvAccess, FetchError,
-    MergeRules, MergedEnv, RackCall, DEFAULT_FETCH_TIMEOUT, DEFAULT_RESPONSE_LIMIT, ENV_READ,
+    create_release, fetch_env, is_app_name, merge_env, record_env_changes, EnvAccess, FetchError,
+    MergeRules, RackRequestOptions, DEFAULT_FETCH_TIMEOUT, DEFAULT_RESPONSE_LIMIT, ENV_READ,
     ENV_SET, SECRET_READ,
 };
 use serde::Deserialize;
@@ -100,8 +99,8 @@ fn invalid_key(key: &str) -> ApiError {
 }
 
 /// The rack call context of this API call.
-fn rack_call(state: &ApiState, caller: &Caller, timeout: Duration) -> RackCall {
-    RackCall {
+fn rack_call(state: &ApiState, caller: &Caller, timeout: Duration) -> RackRequestOptions {
+    RackRequestOptions {
         principal: Some(caller.principal.clone()),
         request_id: HeaderValue::from_str(caller.request_id())
             .ok()
@@ -295,7 +294,7 @@ pub(super) async fn update(
     // before the rack sees it.
     let keys: Vec<&str> = merged.changes.iter().map(|c| c.key.as_str()).collect();
     caller.details(json!({"keys": keys}));
-    add_change_records(&caller, &access, &app, &merged);
+    record_env_changes(&caller.note, &app, &merged, &access);
     record_intent(&state.writer, &caller.note)
         .await
         .map_err(|error| ApiError::unavailable("audit log", &error))?;
@@ -344,31 +343,6 @@ fn sorted(env: &EnvMap) -> EnvMap {
         }
     }
     out
-}
-
-/// One record per changed key, to be made durable with the call's intent; values are never
-/// recorded, only whether the key had a value before and has one after.
-fn add_change_records(caller: &Caller, access: &EnvAccess, app: &str, merged: &MergedEnv) {
-    for change in &merged.changes {
-        let details = json!({
-            "old": change.existed.then_some(REDACTED),
-            "new": (change.kind == ChangeKind::Set).then_some(REDACTED),
-        });
-        let grant = if change.secret {
-            &access.secret_set
-        } else {
-            &access.env_set
-        };
-        let mut event = caller.event(
-            change.action(),
-            AuditDecision::Allow,
-            grant.as_deref().unwrap_or_default(),
-            canonical_json(&details),
-        );
-        event.phase = Phase::Intent;
-        event.resource = Some(format!("{app}/{}", change.key));
-        caller.note.add_record(event);
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
 use rack_gateway_core::audit::Keyring;
 use rack_gateway_core::identity::IdentityResolver;
-use rack_gateway_core::rbac::Policy;
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::SecretRules;
 use rack_gateway_core::store::Store;
 use rack_gateway_layers::audit::{AuditConfig, AuditLayer, AuditWriter};
@@ -39,7 +39,7 @@ use tower::ServiceBuilder;
 
 pub use caller::Caller;
 pub use error::ApiError;
-pub use routes::API_PREFIX;
+pub use routes::{api_table, API_PREFIX};
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -71,13 +71,13 @@ pub struct ApiState {
 /// The API as one service: the layers, then the handlers.
 pub type ApiService<B> = BoxCloneSyncService<Request<B>, Response<Body>, Infallible>;
 
-/// Builds the API service once, at start-up.
-pub fn service<B>(state: ApiState) -> ApiService<B>
+/// Builds the API service once, at start-up, over its route table ([`routes::api_table`]).
+pub fn service<B>(state: ApiState, table: Arc<RouteTable>) -> ApiService<B>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (authorize, _fixed) = AuthorizeLayer::new(API_PREFIX, Policy::default());
+    let authorize = AuthorizeLayer::new(table).prefix(API_PREFIX);
     // API records keep the whole path (`/api/v1/...`), so they are told apart from the proxy's.
     let audit = AuditLayer::new(
         state.writer.clone(),
@@ -86,13 +86,12 @@ where
     let authenticate = AuthenticateLayer::new(Arc::clone(&state.resolver));
     let handlers = router(state);
     let service = ServiceBuilder::new()
-        .map_response(json_refusal)
+        // One box, at the edge, for the one body type the server writes.
+        .map_response(|response: Response<_>| json_refusal(response.map(body::boxed)))
         .layer(audit)
         .layer(RescueLayer::new())
         .layer(authenticate)
-        .layer(authorize.with_table(routes::api_table()))
-        .map_response(|response: Response<axum::body::Body>| response.map(body::boxed))
-        .map_err(|never: Infallible| -> BoxError { match never {} })
+        .layer(authorize)
         .service(handlers);
     BoxCloneSyncService::new(service)
 }

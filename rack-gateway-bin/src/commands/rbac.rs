@@ -45,7 +45,7 @@ pub fn run(command: RbacCommand) -> Result<(), Failure> {
     };
     println!("{word} ({}): {}", verdict.status, verdict.reason);
     if let Some(matched) = &verdict.route {
-        let route = matched.route;
+        let route = &matched.route;
         println!(
             "route: {} {} -> {} (action {}, mfa {:?}, approval-gated {}, mutating {}, destructive {})",
             route.method.as_str(),

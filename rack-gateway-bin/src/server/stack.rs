@@ -8,6 +8,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use rack_gateway_core::identity::IdentityResolver;
 use rack_gateway_core::rbac::Policy;
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::SecretRules;
 use rack_gateway_layers::audit::{AuditConfig, AuditIntentLayer, AuditLayer, AuditWriter};
 use rack_gateway_layers::authn::AuthenticateLayer;
@@ -48,13 +49,19 @@ pub fn proxy_stack(
     parts: StackParts,
 ) -> BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible> {
     let service = ServiceBuilder::new()
+        // One box, at the edge, for the one body type the server writes.
+        .map_response(|response: Response<_>| response.map(rack_gateway_layers::body::boxed))
         .layer(AuditLayer::new(
             parts.writer.clone(),
             parts.audit.with_prefix(PROXY_PREFIX),
         ))
         .layer(RescueLayer::new())
         .layer(AuthenticateLayer::new(parts.resolver))
-        .layer(AuthorizeLayer::with_policy(PROXY_PREFIX, parts.policy))
+        .layer(
+            AuthorizeLayer::new(RouteTable::convox())
+                .prefix(PROXY_PREFIX)
+                .policy(parts.policy),
+        )
         .layer(
             RedactLayer::new(parts.secrets, parts.env_policy, parts.forward.clone())
                 .buffer_budget(parts.budget),

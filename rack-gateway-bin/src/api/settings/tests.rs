@@ -94,7 +94,7 @@ async fn fixture(env: &[(&str, &str)]) -> Fixture {
         budget: rack_gateway_layers::redact::BufferBudget::default(),
     };
     Fixture {
-        router: super::super::service(state),
+        router: super::super::service(state, super::super::api_table().unwrap()),
         store,
         settings,
         admin,
