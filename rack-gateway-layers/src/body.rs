@@ -195,13 +195,15 @@ pub(crate) fn passed<B>(response: Response<B>) -> Response<GatewayBody<B>> {
 mod tests {
     use super::*;
 
-
     #[tokio::test]
     async fn both_kinds_stream_their_bytes() {
         let inner: GatewayBody<Full<Bytes>> = GatewayBody::inner(Full::new(Bytes::from("rack")));
         assert_eq!(inner.collect().await.unwrap().to_bytes(), "rack");
         let refused = refusal::<Full<Bytes>>(http::StatusCode::FORBIDDEN, "no\nway");
         assert_eq!(GatewayReason::of(&refused), Some("no way"));
-        assert_eq!(refused.into_body().collect().await.unwrap().to_bytes(), "no way\n");
+        assert_eq!(
+            refused.into_body().collect().await.unwrap().to_bytes(),
+            "no way\n"
+        );
     }
 }

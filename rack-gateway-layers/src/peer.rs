@@ -76,11 +76,7 @@ impl Cidr {
 
 /// The client address to record: walks X-Forwarded-For from the right while the hop is a
 /// trusted proxy, starting from the socket peer.
-pub fn client_ip(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trusted: &[Cidr],
-) -> Option<IpAddr> {
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[Cidr]) -> Option<IpAddr> {
     let mut current = peer?;
     if !trusted.iter().any(|cidr| cidr.contains(current)) {
         return Some(current);

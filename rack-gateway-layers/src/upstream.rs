@@ -25,4 +25,3 @@ pub struct EnvHeadersAllowed;
 /// `convox run` sends), and `Env` / `Release-Env` (Convox reads any form value, a release's
 /// `env` included, from a header of the same name). Forwarded only with [`EnvHeadersAllowed`].
 pub const ENV_HEADERS: &[&str] = &["env", "environment", "release-env"];
-

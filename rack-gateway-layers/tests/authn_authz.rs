@@ -9,16 +9,16 @@ use base64::Engine as _;
 use chrono::Utc;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::identity::{
     ApiTokenSecret, IdentityResolver, NewApiToken, NewUser, Principal, ResolverConfig,
 };
 use rack_gateway_core::rbac::Role;
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::store::{EmbeddedStore, Store};
 use rack_gateway_layers::authn::AuthenticateLayer;
 use rack_gateway_layers::authz::AuthorizeLayer;
-use rack_gateway_layers::decision::Decision;
 use rack_gateway_layers::body::{self, Body};
+use rack_gateway_layers::decision::Decision;
 use rack_gateway_layers::forward::RackPath;
 use rack_gateway_layers::BoxError;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
@@ -79,7 +79,11 @@ impl Fixture {
 
     fn stack(
         &self,
-    ) -> impl Service<Request<Body>, Response = Response<impl http_body::Body<Data = bytes::Bytes, Error = BoxError>>, Error = BoxError> + Clone {
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response<impl http_body::Body<Data = bytes::Bytes, Error = BoxError>>,
+        Error = BoxError,
+    > + Clone {
         let reached = Arc::clone(&self.reached);
         let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix("/api/v1/rack-proxy");
         ServiceBuilder::new()

@@ -23,11 +23,11 @@ use hyper_util::rt::TokioExecutor;
 use rack_gateway_core::audit::{AuditRecord, ChainKey};
 use rack_gateway_core::identity::{Principal, TokenPrincipal, UserPrincipal};
 use rack_gateway_core::rbac::{Permission, Role};
-use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::{EnvMap, SecretRules, MASK};
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::store::{AuditFilter, AuditStore, EmbeddedStore, Store};
 use rack_gateway_layers::audit::{
-    AuditConfig, AuditIntentLayer, AuditLayer, AuditDraft, AuditWriter, WriterConfig,
+    AuditConfig, AuditDraft, AuditIntentLayer, AuditLayer, AuditWriter, WriterConfig,
 };
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::forward::{OriginPolicy, RackForward, RackTarget, RackTls};

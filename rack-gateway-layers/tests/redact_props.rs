@@ -13,8 +13,8 @@ use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use rack_gateway_core::identity::{Principal, TokenPrincipal, UserPrincipal};
 use rack_gateway_core::rbac::{Permission, Role};
-use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::{EnvMap, SecretRules, MASK};
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::body::{self, Body};
 use rack_gateway_layers::forward::{OriginPolicy, RackForward, RackTarget, RackTls};
@@ -174,17 +174,19 @@ async fn through_layer(principal: Principal, path: &str, answer: Value) -> Value
     let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix(PREFIX);
     let policy = Arc::new(StaticEnvPolicy::new().secrets(["APP_SECRET_ONLY"]));
     let redact = RedactLayer::new(SecretRules::from_list("LICENSE_BLOB"), policy, rack());
-    let upstream = service_fn(move |_request: Request<rack_gateway_layers::GatewayBody<Body>>| {
-        let answer = answer.clone();
-        async move {
-            let mut response = Response::new(body::full(answer.to_string()));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            Ok::<_, BoxError>(response)
-        }
-    });
+    let upstream = service_fn(
+        move |_request: Request<rack_gateway_layers::GatewayBody<Body>>| {
+            let answer = answer.clone();
+            async move {
+                let mut response = Response::new(body::full(answer.to_string()));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Ok::<_, BoxError>(response)
+            }
+        },
+    );
     let service = ServiceBuilder::new()
         .layer(authorize)
         .layer(redact)

@@ -16,15 +16,16 @@ mod settings;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::{get, put};
 use axum::Router;
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use rack_gateway_core::audit::Keyring;
 use rack_gateway_core::identity::IdentityResolver;
-use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::redact::SecretRules;
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::store::Store;
 use rack_gateway_layers::audit::{AuditConfig, AuditLayer, AuditWriter};
 use rack_gateway_layers::authn::AuthenticateLayer;
@@ -36,6 +37,8 @@ use rack_gateway_layers::rescue::RescueLayer;
 use rack_gateway_layers::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use caller::Caller;
 pub use error::ApiError;
@@ -92,8 +95,33 @@ where
         .layer(RescueLayer::new())
         .layer(authenticate)
         .layer(authorize)
+        // Inside the audit layer, so that what these refuse is recorded too.
+        .map_response(with_reason)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            HANDLER_TIMEOUT,
+        ))
         .service(handlers);
     BoxCloneSyncService::new(service)
+}
+
+/// Largest API request body (413 beyond it).
+const MAX_BODY: usize = 1024 * 1024;
+/// How long a handler may take to answer (504 after it).
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An error status that tower-http or axum made (413, 504, …) carries no reason of the
+/// gateway's: give it its status text, so that the audit record says why.
+fn with_reason<B>(mut response: Response<B>) -> Response<B> {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && GatewayReason::of(&response).is_none()
+    {
+        let reason = status.canonical_reason().unwrap_or("refused").to_owned();
+        response.extensions_mut().insert(GatewayReason(reason));
+    }
+    response
 }
 
 /// Refusals made by the layers are one line of text (what the Convox CLI prints); the JSON

@@ -33,8 +33,15 @@ mod tests {
 
     fn decide(role: Role, method: &str, path: &str) -> Outcome {
         let table = api_table().expect("valid");
-        explain_in(&table, &Access::Roles(&[role]), &Policy::default(), method, false, path)
-            .outcome
+        explain_in(
+            &table,
+            &Access::Roles(&[role]),
+            &Policy::default(),
+            method,
+            false,
+            path,
+        )
+        .outcome
     }
 
     #[test]
@@ -55,10 +62,24 @@ mod tests {
                 false,
                 &path,
             );
-            assert_eq!(verdict.outcome, Outcome::Allow, "{method} {path}: {}", verdict.reason);
-            assert_eq!(verdict.route.map(|m| m.route.action.clone()), Some(route.action.clone()));
-            let anonymous =
-                explain_in(&table, &Access::None, &Policy::default(), method, false, &path);
+            assert_eq!(
+                verdict.outcome,
+                Outcome::Allow,
+                "{method} {path}: {}",
+                verdict.reason
+            );
+            assert_eq!(
+                verdict.route.map(|m| m.route.action.clone()),
+                Some(route.action.clone())
+            );
+            let anonymous = explain_in(
+                &table,
+                &Access::None,
+                &Policy::default(),
+                method,
+                false,
+                &path,
+            );
             assert_eq!(anonymous.outcome, Outcome::Deny, "{method} {path}");
         }
     }
@@ -67,8 +88,17 @@ mod tests {
     fn viewers_may_not_read_the_audit_log_and_unknown_routes_are_404() {
         assert_eq!(decide(Role::Viewer, "GET", "/audit-logs"), Outcome::Deny);
         assert_eq!(decide(Role::Auditor, "GET", "/audit-logs"), Outcome::Allow);
-        assert_eq!(decide(Role::Admin, "GET", "/nothing-here"), Outcome::NotFound);
-        assert_eq!(decide(Role::Admin, "POST", "/audit-logs"), Outcome::NotFound);
-        assert_eq!(decide(Role::Admin, "GET", "/apps/a%2Fb/env"), Outcome::BadRequest);
+        assert_eq!(
+            decide(Role::Admin, "GET", "/nothing-here"),
+            Outcome::NotFound
+        );
+        assert_eq!(
+            decide(Role::Admin, "POST", "/audit-logs"),
+            Outcome::NotFound
+        );
+        assert_eq!(
+            decide(Role::Admin, "GET", "/apps/a%2Fb/env"),
+            Outcome::BadRequest
+        );
     }
 }

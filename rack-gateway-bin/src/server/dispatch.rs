@@ -1,18 +1,26 @@
-//! Routing by path between the proxy stack and the other endpoints, with request ids and an
-//! access log that never contains query strings or credentials.
+//! The outermost service: request ids, security headers and the access log (tower-http), then
+//! routing by path to the proxy stack, the API stack or the router.
+//!
+//! The access log never contains query strings or credentials: a line holds the method, the
+//! path, the status, the latency and the request id.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use http::header::{HeaderName, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-pub use rack_gateway_layers::audit::PeerAddr;
+pub use rack_gateway_layers::peer::PeerAddr;
 use rack_gateway_layers::Body;
-use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt as _};
+use tower::{Service, ServiceBuilder, ServiceExt as _};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use super::routes::{HEALTH, READY};
 use crate::api::{ApiService, API_PREFIX};
@@ -20,22 +28,106 @@ use crate::api::{ApiService, API_PREFIX};
 /// Where the Convox API is proxied.
 pub const PROXY_PREFIX: &str = "/api/v1/rack-proxy";
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// The top-level service: proxy paths to the proxy stack, `/api/v1` to the API stack (both
-/// audited), health and the rest to the router.
+/// The top-level service, built once: proxy paths to the proxy stack, `/api/v1` to the API
+/// stack (both audited), health and the rest to the router.
 #[derive(Clone)]
 pub struct Dispatch {
-    proxy: ProxyService,
-    api: ApiService<Incoming>,
-    router: axum::Router,
+    service: BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>,
 }
 
 impl Dispatch {
-    /// Combines the proxy stack, the API stack and the router.
+    /// Wraps the three in request ids, security headers and the access log.
     pub fn new(proxy: ProxyService, api: ApiService<Incoming>, router: axum::Router) -> Self {
-        Dispatch { proxy, api, router }
+        let service = ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(rack_gateway_layers::body::boxed))
+            .map_request(drop_unusable_request_id)
+            .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .layer(SetResponseHeaderLayer::overriding(
+                X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(access_line)
+                    .on_failure(()),
+            )
+            .service(ByPath { proxy, api, router });
+        Dispatch {
+            service: BoxCloneSyncService::new(service),
+        }
     }
+}
+
+impl Service<Request<Incoming>> for Dispatch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = <BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible> as Service<
+        Request<Incoming>,
+    >>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        self.service.call(request)
+    }
+}
+
+/// The span of one request: method, path (never the query) and request id.
+fn request_span<B>(request: &Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
+/// One access-log line per response.
+fn access_line<B>(response: &Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        target: "rack_gateway::access",
+        status = response.status().as_u16(),
+        latency_us = latency.as_micros() as u64,
+    );
+}
+
+/// Keeps a well-formed client X-Request-ID (one value, ≤ 128 visible ASCII characters) and
+/// removes any other, so that a fresh one is made: ids end up in logs and audit records.
+fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let mut values = request.headers().get_all(X_REQUEST_ID).iter();
+    let usable = match (values.next(), values.next()) {
+        (Some(value), None) => {
+            let bytes = value.as_bytes();
+            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+        }
+        _ => false,
+    };
+    if !usable {
+        request.headers_mut().remove(X_REQUEST_ID);
+    }
+    request
 }
 
 /// Where a request goes.
@@ -61,7 +153,15 @@ fn destination(path: &str) -> Destination {
     }
 }
 
-impl Service<Request<Incoming>> for Dispatch {
+/// Picks the stack by path.
+#[derive(Clone)]
+struct ByPath {
+    proxy: ProxyService,
+    api: ApiService<Incoming>,
+    router: axum::Router,
+}
+
+impl Service<Request<Incoming>> for ByPath {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -70,58 +170,19 @@ impl Service<Request<Incoming>> for Dispatch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
-        let started = Instant::now();
-        let request_id = ensure_request_id(&mut request);
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let destination = destination(&path);
-        let (proxy, api, router) = (self.proxy.clone(), self.api.clone(), self.router.clone());
-        Box::pin(async move {
-            let mut response = match destination {
-                Destination::Proxy => proxy.oneshot(request).await?,
-                Destination::Api => api.oneshot(request).await?,
-                Destination::Router => {
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        match destination(request.uri().path()) {
+            Destination::Proxy => Box::pin(self.proxy.clone().oneshot(request)),
+            Destination::Api => Box::pin(self.api.clone().oneshot(request)),
+            Destination::Router => {
+                let router = self.router.clone();
+                Box::pin(async move {
                     let response = router.oneshot(request.map(axum::body::Body::new)).await?;
-                    response.map(rack_gateway_layers::body::boxed)
-                }
-            };
-            response
-                .headers_mut()
-                .insert("x-request-id", request_id.clone());
-            let headers = response.headers_mut();
-            headers.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
-            headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            tracing::info!(
-                target: "rack_gateway::access",
-                request_id = request_id.to_str().unwrap_or(""),
-                %method,
-                path = %path,
-                status = response.status().as_u16(),
-                latency_us = started.elapsed().as_micros() as u64,
-            );
-            Ok(response)
-        })
+                    Ok(response.map(rack_gateway_layers::body::boxed))
+                })
+            }
+        }
     }
-}
-
-/// Keeps a well-formed client X-Request-ID (≤ 128 visible ASCII chars) or makes a new one.
-fn ensure_request_id<B>(request: &mut Request<B>) -> HeaderValue {
-    let usable = request.headers().get("x-request-id").filter(|value| {
-        let bytes = value.as_bytes();
-        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
-    });
-    if let Some(value) = usable {
-        return value.clone();
-    }
-    let fresh = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert("x-request-id", fresh.clone());
-    fresh
 }
 
 #[cfg(test)]
@@ -147,19 +208,19 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
-        let mut request = Request::builder()
-            .header("x-request-id", "abc-123")
-            .body(())
-            .unwrap();
-        assert_eq!(ensure_request_id(&mut request), "abc-123");
-        let long = "a".repeat(200);
-        let mut request = Request::builder()
-            .header("x-request-id", long.as_str())
-            .body(())
-            .unwrap();
-        let id = ensure_request_id(&mut request);
-        assert_eq!(id.len(), 36);
-        assert_eq!(request.headers()["x-request-id"], id);
+    fn unusable_request_ids_are_dropped_so_that_a_fresh_one_is_made() {
+        let with = |values: &[&str]| {
+            let mut builder = Request::builder();
+            for value in values {
+                builder = builder.header("x-request-id", *value);
+            }
+            let request = drop_unusable_request_id(builder.body(()).unwrap());
+            request.headers().get_all("x-request-id").iter().count()
+        };
+        assert_eq!(with(&["abc-123"]), 1);
+        assert_eq!(with(&[&"a".repeat(200)]), 0);
+        assert_eq!(with(&["has space"]), 0);
+        assert_eq!(with(&["a", "b"]), 0);
+        assert_eq!(with(&[]), 0);
     }
 }

@@ -207,7 +207,8 @@ impl RoleSetBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.declared.extend(permissions.into_iter().map(Into::into));
+        self.declared
+            .extend(permissions.into_iter().map(Into::into));
         self
     }
 
@@ -217,18 +218,19 @@ impl RoleSetBuilder {
         let mut own: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
         for (name, spec) in &self.roles {
             let valid_name = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
             if !valid_name {
                 return Err(RoleSetError::Name(name.clone()));
             }
             let mut parsed = Vec::with_capacity(spec.permissions.len());
             for text in &spec.permissions {
-                let permission = Permission::parse(text).map_err(|error| RoleSetError::Permission {
-                    role: name.clone(),
-                    error,
-                })?;
+                let permission =
+                    Permission::parse(text).map_err(|error| RoleSetError::Permission {
+                        role: name.clone(),
+                        error,
+                    })?;
                 if !text.contains('*') {
                     known.insert(text.clone());
                 }
@@ -273,7 +275,11 @@ fn collect(
             out.push(permission.clone());
         }
     }
-    for parent in specs.get(name).map(|s| s.inherits.as_slice()).unwrap_or_default() {
+    for parent in specs
+        .get(name)
+        .map(|s| s.inherits.as_slice())
+        .unwrap_or_default()
+    {
         if !specs.contains_key(parent) {
             return Err(RoleSetError::Inherits {
                 role: name.to_owned(),
@@ -301,8 +307,17 @@ mod tests {
     fn the_builtin_roles_match_the_matrix() {
         let roles = RoleSet::convox();
         for role in Role::ALL {
-            for permission in ["convox:app:list", "convox:env:set", "gateway:audit_log:read", "convox:app:delete"] {
-                assert_eq!(roles.grants(role.name(), permission), role.grants(permission), "{role} {permission}");
+            for permission in [
+                "convox:app:list",
+                "convox:env:set",
+                "gateway:audit_log:read",
+                "convox:app:delete",
+            ] {
+                assert_eq!(
+                    roles.grants(role.name(), permission),
+                    role.grants(permission),
+                    "{role} {permission}"
+                );
             }
         }
         assert!(roles.knows("convox:app:delete"));
@@ -321,7 +336,10 @@ mod tests {
         assert!(roles.grants("b", "x:y:read"));
         assert!(!roles.grants("a", "x:y:write"));
         assert!(matches!(
-            RoleSet::builder().role("a", ["x:y:z"]).inherits("a", "nope").build(),
+            RoleSet::builder()
+                .role("a", ["x:y:z"])
+                .inherits("a", "nope")
+                .build(),
             Err(RoleSetError::Inherits { .. })
         ));
         assert!(matches!(
@@ -345,7 +363,9 @@ mod tests {
 
     #[test]
     fn json_reads_like_toml() {
-        let roles = RoleSet::from_json(r#"{"role": {"clerk": {"permissions": ["shop:order:read"]}}}"#).unwrap();
+        let roles =
+            RoleSet::from_json(r#"{"role": {"clerk": {"permissions": ["shop:order:read"]}}}"#)
+                .unwrap();
         assert_eq!(roles.names().collect::<Vec<_>>(), ["clerk"]);
         assert!(RoleSet::from_json(r#"{"roles": {}}"#).is_err());
     }

@@ -76,10 +76,15 @@ impl fmt::Display for RouteProblem {
                 f,
                 "unknown permission {permission:?} (no role grants it and it is not declared)"
             ),
-            RouteProblem::Action => f.write_str("the action must be one non-empty word such as `order.read`"),
+            RouteProblem::Action => {
+                f.write_str("the action must be one non-empty word such as `order.read`")
+            }
             RouteProblem::Duplicate { earlier } => write!(f, "duplicate of route {earlier}"),
             RouteProblem::Shadowed { earlier, by } => {
-                write!(f, "never reached: route {earlier} ({by}) matches every path it matches")
+                write!(
+                    f,
+                    "never reached: route {earlier} ({by}) matches every path it matches"
+                )
             }
         }
     }
@@ -117,7 +122,10 @@ impl RouteTableBuilder {
             check_pattern(&route.pattern).map_err(|why| refuse(RouteProblem::Pattern(why)))?;
             check_permission(&route.permission, self.known.as_ref()).map_err(refuse)?;
             if route.action.is_empty()
-                || route.action.chars().any(|c| c.is_whitespace() || c.is_control())
+                || route
+                    .action
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
             {
                 return Err(refuse(RouteProblem::Action));
             }
@@ -126,11 +134,19 @@ impl RouteTableBuilder {
                 if other.route.method != route.method || other.segments.len() != segments.len() {
                     continue;
                 }
-                let covered = other.segments.iter().zip(&segments).all(|(a, b)| covers(a, b));
+                let covered = other
+                    .segments
+                    .iter()
+                    .zip(&segments)
+                    .all(|(a, b)| covers(a, b));
                 if !covered {
                     continue;
                 }
-                let same = other.segments.iter().zip(&segments).all(|(a, b)| same_shape(a, b));
+                let same = other
+                    .segments
+                    .iter()
+                    .zip(&segments)
+                    .all(|(a, b)| same_shape(a, b));
                 return Err(refuse(if same {
                     RouteProblem::Duplicate { earlier }
                 } else {
@@ -263,7 +279,10 @@ mod tests {
             Route::new(Get, "/orders/export.csv", "shop:order:read", "order.export"),
         ])
         .unwrap_err();
-        assert!(matches!(shadowed.problem, RouteProblem::Shadowed { earlier: 0, .. }));
+        assert!(matches!(
+            shadowed.problem,
+            RouteProblem::Shadowed { earlier: 0, .. }
+        ));
         assert!(shadowed.to_string().contains("never reached"), "{shadowed}");
         // The specific row first is fine, as is another method.
         assert!(build(vec![
@@ -287,13 +306,25 @@ mod tests {
 
     #[test]
     fn bad_patterns_permissions_and_actions_are_refused() {
-        for pattern in ["orders", "/orders/", "/orders//x", "/o/{ID}", "/o/{a}/{a}", "/o/{a", "/o/%41", "/o/a b"] {
+        for pattern in [
+            "orders",
+            "/orders/",
+            "/orders//x",
+            "/o/{ID}",
+            "/o/{a}/{a}",
+            "/o/{a",
+            "/o/%41",
+            "/o/a b",
+        ] {
             let error = build(vec![Route {
                 pattern: pattern.to_owned().into(),
                 ..Route::new(Get, "/", "shop:order:read", "order.read")
             }])
             .unwrap_err();
-            assert!(matches!(error.problem, RouteProblem::Pattern(_)), "{pattern}: {error}");
+            assert!(
+                matches!(error.problem, RouteProblem::Pattern(_)),
+                "{pattern}: {error}"
+            );
         }
         for permission in ["shop:order", "shop:*:read", "Shop:order:read"] {
             let error = build(vec![Route {
@@ -301,7 +332,10 @@ mod tests {
                 ..Route::new(Get, "/o", "", "order.read")
             }])
             .unwrap_err();
-            assert!(matches!(error.problem, RouteProblem::Permission(_)), "{permission}");
+            assert!(
+                matches!(error.problem, RouteProblem::Permission(_)),
+                "{permission}"
+            );
         }
         assert!(build(vec![Route::new(Get, "/o", "shop:order:read", "")]).is_err());
         assert!(build(vec![Route::new(Get, "/o", "", "order.read")]).is_ok());
@@ -323,7 +357,10 @@ mod tests {
         assert!(table("shop:order:read").is_ok());
         assert!(table("shop:order:delete").is_ok());
         let error = table("shop:ordr:read").unwrap_err();
-        assert_eq!(error.problem, RouteProblem::UnknownPermission("shop:ordr:read".into()));
+        assert_eq!(
+            error.problem,
+            RouteProblem::UnknownPermission("shop:ordr:read".into())
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl RouteRow {
 impl RouteTableBuilder {
     /// Adds the rows of a TOML route file (see the module docs).
     pub fn toml(self, text: &str) -> Result<Self, RouteFileError> {
-        let file: RouteFile = toml::from_str(text).map_err(|e| RouteFileError::Toml(e.to_string()))?;
+        let file: RouteFile =
+            toml::from_str(text).map_err(|e| RouteFileError::Toml(e.to_string()))?;
         Ok(self.routes(file.route.into_iter().map(RouteRow::into_route)))
     }
 
@@ -132,7 +133,9 @@ action = "me.read"
     #[test]
     fn toml_and_json_tables_match_like_built_ones() {
         let table = RouteTable::from_toml(SHOP).expect("valid");
-        let refund = table.classify("POST", false, "/orders/7/refund").expect("matched");
+        let refund = table
+            .classify("POST", false, "/orders/7/refund")
+            .expect("matched");
         assert_eq!(refund.route.mfa, MfaLevel::Always);
         assert!(refund.route.mutating);
         let me = table.classify("GET", false, "/me").expect("matched");
@@ -145,8 +148,12 @@ action = "me.read"
 
     #[test]
     fn bad_files_are_refused_with_a_reason() {
-        let unknown_field = "[[route]]\nmethod = \"GET\"\npattern = \"/a\"\naction = \"a.b\"\nperms = \"x\"\n";
-        assert!(matches!(RouteTable::from_toml(unknown_field), Err(RouteFileError::Toml(_))));
+        let unknown_field =
+            "[[route]]\nmethod = \"GET\"\npattern = \"/a\"\naction = \"a.b\"\nperms = \"x\"\n";
+        assert!(matches!(
+            RouteTable::from_toml(unknown_field),
+            Err(RouteFileError::Toml(_))
+        ));
         let bad_method = "[[route]]\nmethod = \"PATCH\"\npattern = \"/a\"\naction = \"a.b\"\n";
         assert!(RouteTable::from_toml(bad_method).is_err());
         let shadowed = format!("{SHOP}\n[[route]]\nmethod = \"GET\"\npattern = \"/orders/export\"\npermission = \"shop:order:read\"\naction = \"order.export\"\n");

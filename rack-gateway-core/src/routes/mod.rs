@@ -51,7 +51,10 @@ pub enum RouteMethod {
 impl RouteMethod {
     /// Whether rows of this method change state by default (POST, PUT, DELETE).
     pub const fn changes_state(self) -> bool {
-        matches!(self, RouteMethod::Post | RouteMethod::Put | RouteMethod::Delete)
+        matches!(
+            self,
+            RouteMethod::Post | RouteMethod::Put | RouteMethod::Delete
+        )
     }
 
     /// As printed: `GET`, …, `SOCKET`.

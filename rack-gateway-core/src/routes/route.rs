@@ -4,7 +4,6 @@ use std::borrow::Cow;
 
 use super::{MfaLevel, RouteMethod};
 
-
 /// One row of a route table.
 ///
 /// Rows are built in code ([`Route::new`] and its setters, or a `const` [`RouteSpec`] for a

@@ -79,4 +79,3 @@ pub use service::{ForwardBody, ForwardError, RackForward, ResponseFuture};
 
 pub use crate::relay::{RelayStats, RelayStatsSender};
 pub use crate::upstream::{EnvHeadersAllowed, RackPath, ENV_HEADERS};
-

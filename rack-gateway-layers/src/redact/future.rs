@@ -22,7 +22,9 @@ use crate::error::BoxError;
 
 /// Turning a release create into the request to send (or into a refusal).
 pub(crate) type Preparing<B, ResBody> = Pin<
-    Box<dyn Future<Output = Result<Request<GatewayBody<B>>, Response<GatewayBody<ResBody>>>> + Send>,
+    Box<
+        dyn Future<Output = Result<Request<GatewayBody<B>>, Response<GatewayBody<ResBody>>>> + Send,
+    >,
 >;
 
 /// Masking a response.

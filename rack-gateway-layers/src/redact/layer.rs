@@ -188,10 +188,9 @@ where
             // Fail closed: without the authorization layer there is no route to redact by.
             return RedactFuture::failed("RedactLayer needs AuthorizeLayer outside it".into());
         };
-        let (carries_env, merges_env) = decision
-            .route
-            .as_ref()
-            .map_or((false, false), |m| (m.route.carries_env, m.route.merges_env));
+        let (carries_env, merges_env) = decision.route.as_ref().map_or((false, false), |m| {
+            (m.route.carries_env, m.route.merges_env)
+        });
         if !has_env_headers(request.headers()) && !carries_env && !merges_env {
             // Nothing here can carry env: no permission checks, no buffering.
             return RedactFuture::calling(inner.call(request.map(GatewayBody::inner)), None);

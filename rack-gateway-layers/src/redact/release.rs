@@ -143,7 +143,11 @@ where
         },
     )
     .map_err(|refused| {
-        env_request.refuse(refused.status(), &refused.to_string(), &refused.audit_reason())
+        env_request.refuse(
+            refused.status(),
+            &refused.to_string(),
+            &refused.audit_reason(),
+        )
     })?;
     drop(base);
 
@@ -178,4 +182,3 @@ fn with_form<B>(mut parts: Parts, declared: Declared, encoded: String) -> Reques
         .insert(header::CONTENT_LENGTH, HeaderValue::from(encoded.len()));
     Request::from_parts(parts, GatewayBody::own(encoded))
 }
-

@@ -85,7 +85,11 @@ mod tests {
             ("something else".into(), StatusCode::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
-            assert_eq!(rescue_response::<()>(error.as_ref()).status(), status, "{error}");
+            assert_eq!(
+                rescue_response::<()>(error.as_ref()).status(),
+                status,
+                "{error}"
+            );
         }
     }
 
