@@ -1,7 +1,7 @@
 //! Route tables: which (method, path) pairs pass at all, with what permission, MFA level and
 //! flags.
 //!
-//! A table is data: rows ([`Route`]) built in code or read from TOML/JSON ([`file`]), checked
+//! A table is data: rows ([`Route`]) built in code or read from TOML/JSON ([`mod@file`]), checked
 //! and compiled once into a [`RouteTable`] ([`RouteTableBuilder`] refuses duplicate or shadowed
 //! rows, malformed patterns and unknown permissions). A request that matches no row is refused
 //! with 404 before any permission check; a path that is ambiguous (`..`, `//`, `%2e`, `%2f`,

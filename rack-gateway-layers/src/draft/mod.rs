@@ -3,7 +3,8 @@
 //!
 //! The audit layer puts an [`AuditDraft`] in the request extensions; authentication notes the
 //! principal, authorization the decision, redaction and handlers the resource, details and any
-//! further records. The records themselves are built in one place ([`event`]) from the draft.
+//! further records. The records themselves are built from the draft in one place (the private
+//! `draft::event` module).
 //!
 //! ```
 //! use rack_gateway_layers::draft::AuditDraft;

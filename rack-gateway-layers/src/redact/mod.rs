@@ -1,10 +1,10 @@
 //! Redaction on the proxy path: env values masked in rack responses per caller, safe env writes
 //! on release create, and env request headers only for callers who may set env.
 //!
-//! [`RedactLayer`] sits between the [`AuthorizeLayer`](crate::authz::AuthorizeLayer) and the
-//! [`AuditIntentLayer`](crate::audit::AuditIntentLayer), so its refusals happen before an
+//! [`RedactLayer`] sits between the `AuthorizeLayer` and the
+//! `AuditIntentLayer`, so its refusals happen before an
 //! intent is written and nothing reaches the rack. It reads the caller (`Arc<Principal>`) and
-//! the matched route ([`Decision`](crate::authz::Decision)) from the request extensions, and
+//! the matched route ([`Decision`](crate::decision::Decision)) from the request extensions, and
 //! decides by route — other responses stream through unbuffered:
 //!
 //! - **Responses** of release, app and rack reads (and the writes that answer with those
@@ -22,7 +22,7 @@
 //!   removals need `convox:env:set`), and the rack gets the gateway's own re-encoding of the
 //!   form. One record per changed key (`env.set`, `env.unset`, `secret.set`, `secret.unset`,
 //!   resource `app/KEY`, details `{"new":…,"old":…}` holding `[REDACTED]` or `null` — never a
-//!   value) goes into the request's [`AuditNote`](crate::audit::AuditNote) and is made durable
+//!   value) goes into the request's [`AuditDraft`](crate::draft::AuditDraft) and is made durable
 //!   with its intent, before the rack sees the change. `env` in the query string, a malformed
 //!   query, or a repeated `env` field are refused.
 //! - **Memory**: every buffer (responses to mask, forms, envs read from the rack) takes its
