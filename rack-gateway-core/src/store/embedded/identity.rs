@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Params, Row, TransactionBe
 use uuid::Uuid;
 
 use super::{col, db, micros, now, opt_time, query_list, sqlite_error, time, EmbeddedStore};
-use crate::identity::{ApiToken, NewApiToken, NewUser, TokenHash, User};
+use crate::identity::{ApiToken, IdentitySource, NewApiToken, NewUser, TokenHash, User};
 use crate::rbac::Role;
 use crate::store::{codec, IdentityWatch, Store, StoreError};
 
@@ -105,8 +105,41 @@ async fn update_user(
         .await
 }
 
-/// Besides users and tokens, `Store` has store-wide methods: they delegate to `mod.rs` and
-/// `feed.rs`.
+#[async_trait]
+impl IdentitySource for EmbeddedStore {
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        let hex = hash.to_hex();
+        self.call(move |conn| {
+            token_where(conn, "t.token_hash = ?1 AND t.revoked_at IS NULL", [hex])
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.call(move |conn| user_where(conn, "id = ?1", [id]))
+            .await
+    }
+
+    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let at = micros(at);
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at = ?2 \
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                params![id, at],
+            )
+            .map(drop)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
+        self.watch_changes().await
+    }
+}
+
+/// Besides users and tokens, `Store` has three store-wide methods: they delegate to `mod.rs`.
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -191,11 +224,6 @@ impl Store for EmbeddedStore {
             return Ok(None);
         };
         self.call(move |conn| user_where(conn, "email = ?1", [email]))
-            .await
-    }
-
-    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.call(move |conn| user_where(conn, "id = ?1", [id]))
             .await
     }
 
@@ -284,14 +312,6 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
-        let hex = hash.to_hex();
-        self.call(move |conn| {
-            token_where(conn, "t.token_hash = ?1 AND t.revoked_at IS NULL", [hex])
-        })
-        .await
-    }
-
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         self.call(|conn| {
             let sql = format!(
@@ -323,23 +343,5 @@ impl Store for EmbeddedStore {
             Ok(conn.execute(sql, params![key, at]).map_err(db)? > 0)
         })
         .await
-    }
-
-    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let at = micros(at);
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE api_tokens SET last_used_at = ?2 \
-                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-                params![id, at],
-            )
-            .map(drop)
-            .map_err(db)
-        })
-        .await
-    }
-
-    async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
-        self.watch_changes().await
     }
 }

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{get, pg_error, PostgresStore};
-use crate::identity::{ApiToken, NewApiToken, NewUser, TokenHash, User};
+use crate::identity::{ApiToken, IdentitySource, NewApiToken, NewUser, TokenHash, User};
 use crate::rbac::Role;
 use crate::store::{codec, IdentityWatch, Store, StoreError};
 
@@ -65,8 +65,34 @@ fn token_from_row(row: &Row) -> Result<ApiToken, StoreError> {
     })
 }
 
-/// Besides users and tokens, `Store` has store-wide methods: they delegate to `mod.rs` and
-/// `feed.rs`.
+#[async_trait]
+impl IdentitySource for PostgresStore {
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens t LEFT JOIN users u ON u.id = t.owner_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        );
+        let rows = self.query(&sql, &[&hash.to_hex()], "").await?;
+        rows.first().map(token_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        self.one_user(&sql, &[&id], "").await
+    }
+
+    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let sql = "UPDATE api_tokens SET last_used_at = $2 \
+                   WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+        self.execute(sql, &[&id, &at]).await.map(drop)
+    }
+
+    async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
+        self.watch_changes().await
+    }
+}
+
+/// Besides users and tokens, `Store` has three store-wide methods: they delegate to `mod.rs`.
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -124,11 +150,6 @@ impl Store for PostgresStore {
         };
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
         self.one_user(&sql, &[&email], "").await
-    }
-
-    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        self.one_user(&sql, &[&id], "").await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -232,15 +253,6 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Unavailable("insert returned no row".into()))
     }
 
-    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens t LEFT JOIN users u ON u.id = t.owner_id
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-        );
-        let rows = self.query(&sql, &[&hash.to_hex()], "").await?;
-        rows.first().map(token_from_row).transpose()
-    }
-
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens t LEFT JOIN users u ON u.id = t.owner_id
@@ -266,15 +278,5 @@ impl Store for PostgresStore {
         }
         let sql = "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL";
         Ok(self.execute(sql, &[&key]).await? > 0)
-    }
-
-    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let sql = "UPDATE api_tokens SET last_used_at = $2 \
-                   WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
-        self.execute(sql, &[&id, &at]).await.map(drop)
-    }
-
-    async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
-        self.watch_changes().await
     }
 }
