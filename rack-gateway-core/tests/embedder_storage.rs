@@ -1,6 +1,8 @@
 //! A service embedding the gateway's pieces over storage of its own: identities and the audit
 //! chain kept in memory, each behind its narrow trait ([`IdentitySource`], [`AuditSink`]) in a
 //! few dozen lines, driving the real resolver and checked by the real verifier.
+//!
+//! Nothing here needs a store backend: these tests also run with `--no-default-features`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

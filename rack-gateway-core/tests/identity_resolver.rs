@@ -3,6 +3,7 @@
 //! database per test on the server named by `DATABASE_URL`; see `scripts/with-postgres`).
 //!
 //! The store is wrapped to count (and optionally slow down or hold) token lookups.
+#![cfg(all(feature = "postgres", feature = "sqlite"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -5,11 +5,12 @@
 //! [`AuditSink`] (what the audit writer appends to), [`AuditStore`] (the sink plus reading,
 //! retention, anchors and leases) and [`SettingsStore`].
 //!
-//! [`PostgresStore`] is the production store, shared by every gateway instance.
-//! [`EmbeddedStore`] keeps everything in one SQLite file inside a directory and needs no
-//! server; `rack-gateway dev` and single-instance trials use it. [`open`] picks one from the
-//! configuration. The same conformance suites (`tests/store_conformance.rs`,
-//! `tests/store_audit.rs`, `tests/store_settings.rs`) run against both.
+//! With the `postgres` feature, [`PostgresStore`] is the production store, shared by every
+//! gateway instance. With the `sqlite` feature, [`EmbeddedStore`] keeps everything in one SQLite
+//! file inside a directory and needs no server; `rack-gateway dev` and single-instance trials
+//! use it. [`open`] picks one from the configuration. The same conformance suites
+//! (`tests/store_conformance.rs`, `tests/store_audit.rs`, `tests/store_settings.rs`) run against
+//! both. Without either feature this module holds only the traits and their types.
 //!
 //! ```
 //! use rack_gateway_core::store::{Store, StoreError};
@@ -21,22 +22,31 @@
 //! }
 //! ```
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod audit_codec;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod codec;
+#[cfg(feature = "sqlite")]
 mod embedded;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod open;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod schema;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod settings_codec;
-
-use std::path::Path;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+#[cfg(feature = "sqlite")]
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use open::open;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
 use crate::audit::{Anchor, AuditDecision, AuditRecord, AuditSink, ChainHead};
@@ -224,28 +234,4 @@ pub trait Store: IdentitySource + AuditStore + SettingsStore + 'static {
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes the active token with this name or public id; false when none matched.
     async fn revoke_token(&self, name_or_public_id: &str) -> Result<bool, StoreError>;
-}
-
-/// Opens PostgreSQL when `database_url` is given, else the embedded store in `data_dir`.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), rack_gateway_core::store::StoreError> {
-/// use rack_gateway_core::store::{open, Store};
-///
-/// let store = open(None, std::path::Path::new("./rack-gateway-data"), 16).await?;
-/// store.migrate().await?;
-/// store.ping().await?;
-/// # Ok(()) }
-/// ```
-pub async fn open(
-    database_url: Option<&str>,
-    data_dir: &Path,
-    max_connections: usize,
-) -> Result<Arc<dyn Store>, StoreError> {
-    match database_url {
-        Some(url) => Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        )),
-        None => Ok(Arc::new(EmbeddedStore::open(data_dir).await?)),
-    }
 }
