@@ -20,15 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rack_gateway_bin::audit::verify_chain;
 use rack_gateway_core::audit::{
-    ActorKind, Anchor, AuditDecision, AuditEvent, AuditRecord, ChainHead, ChainKey, Keyring, Phase,
+    ActorKind, AuditDecision, AuditEvent, AuditRecord, AuditSink, ChainKey, Keyring, Phase,
     Verifier,
 };
-use rack_gateway_core::store::{
-    AuditFilter, AuditStore, PostgresStore, PruneOutcome, Store, StoreError,
-};
+use rack_gateway_core::store::{AuditStore, PostgresStore, Store, StoreError};
 use rack_gateway_layers::audit::{AuditWriter, WriterConfig};
 
 const SECRET: &[u8] = b"the audit benchmark's HMAC key, 32+ bytes long";
@@ -70,14 +68,14 @@ fn event(n: u64) -> AuditEvent {
     event
 }
 
-/// The store, counting append transactions (to show the writer's batch sizes).
+/// The writer's sink, counting append transactions (to show the writer's batch sizes).
 struct Counting {
     inner: Arc<PostgresStore>,
     appends: AtomicU64,
 }
 
 #[async_trait]
-impl AuditStore for Counting {
+impl AuditSink for Counting {
     async fn append_audit(
         &self,
         key: &ChainKey,
@@ -88,45 +86,6 @@ impl AuditStore for Counting {
     }
     async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
         self.inner.audit_head().await
-    }
-    async fn audit_start(&self) -> Result<ChainHead, StoreError> {
-        self.inner.audit_start().await
-    }
-    async fn audit_range(
-        &self,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.audit_range(from_seq, limit).await
-    }
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.audit_query(filter, limit).await
-    }
-    async fn prune_audit(
-        &self,
-        up_to_seq: u64,
-        before: DateTime<Utc>,
-    ) -> Result<PruneOutcome, StoreError> {
-        self.inner.prune_audit(up_to_seq, before).await
-    }
-    async fn record_anchor(&self, object_key: &str, anchor: &Anchor) -> Result<(), StoreError> {
-        self.inner.record_anchor(object_key, anchor).await
-    }
-    async fn latest_anchor(&self) -> Result<Option<(String, Anchor)>, StoreError> {
-        self.inner.latest_anchor().await
-    }
-    async fn list_anchors(&self) -> Result<Vec<(String, Anchor)>, StoreError> {
-        self.inner.list_anchors().await
-    }
-    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.try_lease(name, holder, ttl).await
-    }
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(name, holder).await
     }
 }
 

@@ -21,7 +21,7 @@ use rack_gateway_bin::audit::prune_once;
 use rack_gateway_bin::config::Env;
 use rack_gateway_core::audit::encode::{hex, mac_input};
 use rack_gateway_core::audit::{
-    ActorKind, AuditDecision, AuditEvent, AuditRecord, ChainKey, Phase,
+    ActorKind, AuditDecision, AuditEvent, AuditRecord, AuditSink, ChainKey, Phase,
 };
 use rack_gateway_core::store::{AuditStore, PostgresStore, Store};
 use serde_json::Value;

@@ -3,6 +3,7 @@
 //! database per test on the server named by `DATABASE_URL`; see `scripts/with-postgres`).
 //!
 //! The store is wrapped to count (and optionally slow down or hold) token lookups.
+#![cfg(all(feature = "postgres", feature = "sqlite"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,16 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rack_gateway_core::audit::{Anchor, AuditEvent, AuditRecord, ChainHead, ChainKey};
 use rack_gateway_core::identity::{
-    ApiToken, ApiTokenSecret, IdentityResolver, NewApiToken, NewUser, ResolveError, ResolverConfig,
-    TokenHash, User,
+    ApiToken, ApiTokenSecret, IdentityResolver, IdentitySource, NewApiToken, NewUser, ResolveError,
+    ResolverConfig, TokenHash, User,
 };
 use rack_gateway_core::rbac::Role;
-use rack_gateway_core::store::{
-    AuditFilter, AuditStore, IdentityWatch, PruneOutcome, SettingsStore, Store, StoreError,
-    StoredSetting,
-};
+use rack_gateway_core::store::{IdentityWatch, Store, StoreError};
 use tokio::sync::Semaphore;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -39,7 +36,7 @@ conformance!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// A store that counts token lookups
+// An identity source that counts token lookups
 
 /// Delegates to `inner`; counts `token_by_hash` calls, can delay them and hold them at a gate.
 struct Counting {
@@ -91,114 +88,9 @@ impl Counting {
     }
 }
 
+/// Only what the resolver reads: the rest of the store is used through `inner`.
 #[async_trait]
-impl AuditStore for Counting {
-    async fn append_audit(
-        &self,
-        key: &ChainKey,
-        events: Vec<AuditEvent>,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.append_audit(key, events).await
-    }
-    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
-        self.inner.audit_head().await
-    }
-    async fn audit_start(&self) -> Result<ChainHead, StoreError> {
-        self.inner.audit_start().await
-    }
-    async fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.audit_range(from, limit).await
-    }
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.audit_query(filter, limit).await
-    }
-    async fn prune_audit(
-        &self,
-        up_to_seq: u64,
-        before: DateTime<Utc>,
-    ) -> Result<PruneOutcome, StoreError> {
-        self.inner.prune_audit(up_to_seq, before).await
-    }
-    async fn record_anchor(&self, object_key: &str, anchor: &Anchor) -> Result<(), StoreError> {
-        self.inner.record_anchor(object_key, anchor).await
-    }
-    async fn latest_anchor(&self) -> Result<Option<(String, Anchor)>, StoreError> {
-        self.inner.latest_anchor().await
-    }
-    async fn list_anchors(&self) -> Result<Vec<(String, Anchor)>, StoreError> {
-        self.inner.list_anchors().await
-    }
-    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.try_lease(name, holder, ttl).await
-    }
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(name, holder).await
-    }
-}
-
-#[async_trait]
-impl SettingsStore for Counting {
-    async fn list_settings(&self) -> Result<Vec<StoredSetting>, StoreError> {
-        self.inner.list_settings().await
-    }
-    async fn put_settings(
-        &self,
-        app: Option<&str>,
-        values: &[(String, serde_json::Value)],
-        updated_by: Option<&str>,
-    ) -> Result<Vec<StoredSetting>, StoreError> {
-        self.inner.put_settings(app, values, updated_by).await
-    }
-    async fn delete_settings(&self, app: Option<&str>, keys: &[String]) -> Result<u64, StoreError> {
-        self.inner.delete_settings(app, keys).await
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.inner.migrate().await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn insert_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.inner.insert_user(user).await
-    }
-    async fn ensure_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.inner.ensure_user(user).await
-    }
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        self.inner.user_by_email(email).await
-    }
-    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.inner.user_by_id(id).await
-    }
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.inner.list_users().await
-    }
-    async fn set_user_roles(&self, email: &str, roles: &[Role]) -> Result<bool, StoreError> {
-        self.inner.set_user_roles(email, roles).await
-    }
-    async fn set_user_lock(&self, email: &str, reason: Option<&str>) -> Result<bool, StoreError> {
-        self.inner.set_user_lock(email, reason).await
-    }
-    async fn set_user_suspended(&self, email: &str, suspended: bool) -> Result<bool, StoreError> {
-        self.inner.set_user_suspended(email, suspended).await
-    }
-    async fn delete_user(&self, email: &str) -> Result<bool, StoreError> {
-        self.inner.delete_user(email).await
-    }
-    async fn insert_token(&self, token: &NewApiToken) -> Result<ApiToken, StoreError> {
-        self.inner.insert_token(token).await
-    }
+impl IdentitySource for Counting {
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -212,11 +104,8 @@ impl Store for Counting {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         found
     }
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        self.inner.list_tokens().await
-    }
-    async fn revoke_token(&self, name_or_public_id: &str) -> Result<bool, StoreError> {
-        self.inner.revoke_token(name_or_public_id).await
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.inner.user_by_id(id).await
     }
     async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.touch_token(id, at).await
@@ -239,9 +128,10 @@ fn config() -> ResolverConfig {
 }
 
 async fn resolver(counting: &Arc<Counting>, config: ResolverConfig) -> Arc<IdentityResolver> {
-    counting.migrate().await.unwrap();
-    let store: Arc<dyn Store> = Arc::clone(counting) as Arc<dyn Store>;
-    IdentityResolver::start(store, config).await.unwrap()
+    counting.inner.migrate().await.unwrap();
+    IdentityResolver::start(Arc::clone(counting), config)
+        .await
+        .unwrap()
 }
 
 fn new_token(name: &str, secret: &ApiTokenSecret, owner_id: Option<i64>) -> NewApiToken {
@@ -395,6 +285,7 @@ async fn a_token_created_after_a_refusal_resolves_once_heard_of(store: Arc<dyn S
     let outcome = resolver.resolve_api_token(secret.expose()).await;
     assert_eq!(refused(&outcome), "invalid API token");
     counting
+        .inner
         .insert_token(&new_token("fresh", &secret, None))
         .await
         .unwrap();
@@ -421,6 +312,7 @@ async fn a_lookup_racing_a_creation_leaves_no_refusal_behind(store: Arc<dyn Stor
     }
     // …while the token is created and the resolver hears of it.
     counting
+        .inner
         .insert_token(&new_token("racing", &secret, None))
         .await
         .unwrap();
@@ -441,6 +333,7 @@ async fn known_tokens_are_cached_and_revocation_still_works(store: Arc<dyn Store
     for n in 0..40 {
         let secret = ApiTokenSecret::generate();
         counting
+            .inner
             .insert_token(&new_token(&format!("t{n}"), &secret, None))
             .await
             .unwrap();
@@ -456,7 +349,7 @@ async fn known_tokens_are_cached_and_revocation_still_works(store: Arc<dyn Store
     }
     assert_eq!(counting.lookups(), 40, "each token was read once");
 
-    assert!(counting.revoke_token("t7").await.unwrap());
+    assert!(counting.inner.revoke_token("t7").await.unwrap());
     let took = until(&resolver, &secrets[7], "invalid API token").await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(resolver.cached_api_token(secrets[7].expose()).is_none());
@@ -471,6 +364,7 @@ async fn other_refusals_are_remembered_and_forgotten_on_change(store: Arc<dyn St
     let resolver = resolver(&counting, config()).await;
     let mut feed = counting.watch_identity().await.unwrap();
     let owner = counting
+        .inner
         .insert_user(&NewUser {
             email: "owner@example.com".into(),
             name: "Owner".into(),
@@ -480,10 +374,12 @@ async fn other_refusals_are_remembered_and_forgotten_on_change(store: Arc<dyn St
         .unwrap();
     let secret = ApiTokenSecret::generate();
     counting
+        .inner
         .insert_token(&new_token("owned", &secret, Some(owner.id)))
         .await
         .unwrap();
     assert!(counting
+        .inner
         .set_user_lock("owner@example.com", Some("left"))
         .await
         .unwrap());
@@ -496,6 +392,7 @@ async fn other_refusals_are_remembered_and_forgotten_on_change(store: Arc<dyn St
     }
     assert_eq!(counting.lookups(), before, "the refusal is remembered");
     assert!(counting
+        .inner
         .set_user_lock("owner@example.com", None)
         .await
         .unwrap());

@@ -4,6 +4,7 @@
 //!
 //! Tampering is attempted through a raw connection of its own (tokio-postgres or rusqlite), as
 //! someone with database access but without the gateway would.
+#![cfg(all(feature = "postgres", feature = "sqlite"))]
 
 use std::sync::Arc;
 use std::time::Duration;

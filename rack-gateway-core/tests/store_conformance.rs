@@ -1,6 +1,7 @@
 //! Store conformance: every behaviour below runs against the embedded store (in a temporary
 //! directory) and against PostgreSQL (in a fresh database per test, on the server named by
 //! `DATABASE_URL`; run through `scripts/with-postgres` to get a throwaway one).
+#![cfg(all(feature = "postgres", feature = "sqlite"))]
 
 use std::sync::Arc;
 use std::time::Duration;

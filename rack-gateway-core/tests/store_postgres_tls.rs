@@ -5,6 +5,7 @@
 //!
 //! Needs the PostgreSQL server binaries (initdb, pg_ctl). As root the cluster runs as the
 //! `postgres` user, since initdb refuses root.
+#![cfg(feature = "postgres")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

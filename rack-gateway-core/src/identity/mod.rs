@@ -13,15 +13,53 @@
 //! let hash = TokenHash::of(secret.expose());
 //! assert!(hash.matches(&TokenHash::of(secret.expose())));
 //! ```
+//!
+//! [`IdentityResolver`] turns a presented token into a [`Principal`], with a short-lived cache.
+//! It reads an [`IdentitySource`]: token by hash, user by id, and optionally a change feed and a
+//! record of each token's use. The gateway's stores are sources; so can be a service's own
+//! tables:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use async_trait::async_trait;
+//! use rack_gateway_core::identity::{
+//!     ApiToken, ApiTokenSecret, IdentityResolver, IdentitySource, ResolverConfig, TokenHash, User,
+//! };
+//! use rack_gateway_core::store::StoreError;
+//!
+//! /// A source that knows no tokens (a real one would query its tables).
+//! struct NoTokens;
+//!
+//! #[async_trait]
+//! impl IdentitySource for NoTokens {
+//!     async fn token_by_hash(&self, _: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+//!         Ok(None)
+//!     }
+//!     async fn user_by_id(&self, _: i64) -> Result<Option<User>, StoreError> {
+//!         Ok(None)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), StoreError> {
+//! let resolver = IdentityResolver::start(Arc::new(NoTokens), ResolverConfig::default()).await?;
+//! let stranger = ApiTokenSecret::generate();
+//! assert!(resolver.resolve_api_token(stranger.expose()).await.is_err());
+//! # Ok(())
+//! # }
+//! ```
 
 mod cache;
 mod principal;
 mod resolver;
+mod source;
 mod token;
 mod user;
 
 pub use principal::{Principal, TokenPrincipal, UserPrincipal};
 pub use resolver::{IdentityResolver, ResolveError, ResolverConfig};
+pub use source::IdentitySource;
 pub use token::{
     ApiToken, ApiTokenSecret, NewApiToken, TokenHash, SESSION_TOKEN_PREFIX, TOKEN_PREFIX,
 };

@@ -1,7 +1,8 @@
 //! From a presented credential to a [`Principal`], with a short-lived cache.
 //!
+//! The resolver reads an [`IdentitySource`]: the gateway's stores, or an embedder's own tables.
 //! Lookups are cached for a short TTL. Every change to users or tokens, on any instance,
-//! arrives through the store's identity feed and empties the cache, so a revocation takes
+//! arrives through the source's identity feed and empties the cache, so a revocation takes
 //! effect within the feed's latency (well under a second). While the feed is disconnected,
 //! cached entries still expire after the TTL, which bounds how stale they can get; when the feed
 //! resumes the cache is emptied, since changes may have been missed. Keeping entries through a
@@ -27,9 +28,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::cache::IdentityCache;
-use super::{ApiToken, ApiTokenSecret, Principal, TokenHash, TokenPrincipal, UserStatus};
+use super::source::SharedSource;
+use super::{
+    ApiToken, ApiTokenSecret, IdentitySource, Principal, TokenHash, TokenPrincipal, UserStatus,
+};
 use crate::rbac::Permission;
-use crate::store::{IdentityEvent, Store, StoreError};
+use crate::store::{IdentityEvent, StoreError};
 
 /// Cache and lookup settings.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +80,7 @@ pub enum ResolveError {
 
 /// Resolves credentials to principals; share one per process behind an `Arc`.
 pub struct IdentityResolver {
-    store: Arc<dyn Store>,
+    source: Arc<dyn IdentitySource>,
     config: ResolverConfig,
     cache: IdentityCache,
     /// Store lookups in flight.
@@ -88,21 +92,23 @@ pub struct IdentityResolver {
 impl std::fmt::Debug for IdentityResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityResolver")
-            .field("backend", &self.store.backend())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl IdentityResolver {
-    /// Subscribes to the store's identity feed and starts the task that keeps the cache honest.
-    pub async fn start(
-        store: Arc<dyn Store>,
-        config: ResolverConfig,
-    ) -> Result<Arc<Self>, StoreError> {
-        let mut feed = store.watch_identity().await?;
+    /// Subscribes to the source's identity feed and starts the task that keeps the cache honest.
+    ///
+    /// `source` is any shared [`IdentitySource`]: an `Arc` of the embedder's own type, of
+    /// `dyn IdentitySource`, or of the gateway's `dyn Store`.
+    pub async fn start<S>(source: Arc<S>, config: ResolverConfig) -> Result<Arc<Self>, StoreError>
+    where
+        S: IdentitySource + ?Sized + 'static,
+    {
+        let mut feed = source.watch_identity().await?;
         let resolver = Arc::new(IdentityResolver {
-            store,
+            source: Arc::new(SharedSource(source)),
             config,
             cache: IdentityCache::new(&config),
             lookups: Semaphore::new(config.max_concurrent_lookups.max(1)),
@@ -140,11 +146,6 @@ impl IdentityResolver {
     /// Whether the identity feed is connected now.
     pub fn feed_connected(&self) -> bool {
         self.feed_connected.load(Ordering::SeqCst) && !self.cache.is_disabled()
-    }
-
-    /// The store this resolver reads.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// The cached principal for a presented API token, if a fresh, unexpired entry exists.
@@ -210,7 +211,7 @@ impl IdentityResolver {
         now: DateTime<Utc>,
     ) -> Result<(Arc<Principal>, ApiToken), ResolveError> {
         let token = self
-            .store
+            .source
             .token_by_hash(hash)
             .await?
             .ok_or(ResolveError::Refused("invalid API token"))?;
@@ -221,7 +222,7 @@ impl IdentityResolver {
             None => (None, None),
             Some(owner_id) => {
                 let owner = self
-                    .store
+                    .source
                     .user_by_id(owner_id)
                     .await?
                     .ok_or(ResolveError::Refused("API token owner no longer exists"))?;
@@ -256,10 +257,10 @@ impl IdentityResolver {
 
     /// Records the token's use in the background (not an identity change; failures are logged).
     fn touch(&self, token: &ApiToken, now: DateTime<Utc>) {
-        let store = Arc::clone(&self.store);
+        let source = Arc::clone(&self.source);
         let token_id = token.id;
         tokio::spawn(async move {
-            if let Err(error) = store.touch_token(token_id, now).await {
+            if let Err(error) = source.touch_token(token_id, now).await {
                 tracing::warn!(%error, token_id, "could not record token use");
             }
         });

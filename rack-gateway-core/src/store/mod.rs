@@ -1,41 +1,56 @@
 //! Persistence: the [`Store`] trait and its two implementations.
 //!
-//! [`PostgresStore`] is the production store, shared by every gateway instance.
-//! [`EmbeddedStore`] keeps everything in one SQLite file inside a directory and needs no
-//! server; `rack-gateway dev` and single-instance trials use it. The same conformance suites
+//! [`Store`] is everything the gateway persists. It is built from narrower traits, so that code
+//! needing less asks for less: [`IdentitySource`] (what the identity resolver reads),
+//! [`AuditSink`] (what the audit writer appends to), [`AuditStore`] (the sink plus reading,
+//! retention, anchors and leases) and [`SettingsStore`].
+//!
+//! With the `postgres` feature, [`PostgresStore`] is the production store, shared by every
+//! gateway instance. With the `sqlite` feature, [`EmbeddedStore`] keeps everything in one SQLite
+//! file inside a directory and needs no server; `rack-gateway dev` and single-instance trials
+//! use it. [`open`] picks one from the configuration. The same conformance suites
 //! (`tests/store_conformance.rs`, `tests/store_audit.rs`, `tests/store_settings.rs`) run against
-//! both.
+//! both. Without either feature this module holds only the traits and their types.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), rack_gateway_core::store::StoreError> {
-//! use rack_gateway_core::store::{open, Store};
+//! ```
+//! use rack_gateway_core::store::{Store, StoreError};
 //!
-//! let store = open(None, std::path::Path::new("./rack-gateway-data"), 16).await?;
-//! store.migrate().await?;
-//! store.ping().await?;
-//! # Ok(()) }
+//! /// Start-up check that works with any backend.
+//! async fn check(store: &dyn Store) -> Result<(), StoreError> {
+//!     store.migrate().await?;
+//!     store.ping().await
+//! }
 //! ```
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod audit_codec;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod codec;
+#[cfg(feature = "sqlite")]
 mod embedded;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod open;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod schema;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod settings_codec;
-
-use std::path::Path;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+#[cfg(feature = "sqlite")]
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use open::open;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
-use crate::audit::{Anchor, AuditDecision, AuditEvent, AuditRecord, ChainHead, ChainKey};
-use crate::identity::{ApiToken, NewApiToken, NewUser, TokenHash, User};
+use crate::audit::{Anchor, AuditDecision, AuditRecord, AuditSink, ChainHead};
+use crate::identity::{ApiToken, IdentitySource, NewApiToken, NewUser, User};
 use crate::rbac::Role;
 
 /// What the identity change feed reports.
@@ -82,21 +97,14 @@ pub struct PruneOutcome {
     pub checkpoint: Option<ChainHead>,
 }
 
-/// The audit trail's storage: an append-only chain, its checkpoint, anchors and leases.
+/// The audit trail's storage: the append-only chain ([`AuditSink`]), its checkpoint, anchors
+/// and leases.
+///
+/// Both stores append in one transaction under a lock that serialises appenders across
+/// processes, after making events storable (NUL characters, which PostgreSQL text cannot hold,
+/// become U+FFFD), so the records returned are exactly what was hashed and stored.
 #[async_trait]
-pub trait AuditStore: Send + Sync {
-    /// Seals `events` after the current head and appends them in one transaction, under a
-    /// lock that serialises appenders across processes; returns the stored records.
-    ///
-    /// Events are made storable before sealing (NUL characters, which PostgreSQL text cannot
-    /// hold, become U+FFFD), so the records returned are exactly what was hashed and stored.
-    async fn append_audit(
-        &self,
-        key: &ChainKey,
-        events: Vec<AuditEvent>,
-    ) -> Result<Vec<AuditRecord>, StoreError>;
-    /// The newest row, if any.
-    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError>;
+pub trait AuditStore: AuditSink {
     /// Where the stored chain starts: the retention checkpoint, or genesis.
     async fn audit_start(&self) -> Result<ChainHead, StoreError>;
     /// Rows with `seq >= from_seq`, oldest first, at most `limit`.
@@ -153,7 +161,7 @@ pub struct StoredSetting {
 /// The settings table: global rows (`app` is `None`) and per-app rows, one per (app, key).
 ///
 /// Every change counts as an identity change: it is announced on the identity feed
-/// ([`Store::watch_identity`]) so that settings caches in every process reload at once.
+/// ([`IdentitySource::watch_identity`]) so that settings caches in every process reload at once.
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
     /// Every stored setting: global ones first, then by app; by key within each.
@@ -191,8 +199,11 @@ pub trait SettingsStore: Send + Sync {
 }
 
 /// Everything the gateway persists. Implementations are cheap to share behind an `Arc`.
+///
+/// Their [`IdentitySource::watch_identity`] reports changes to users, tokens and settings made
+/// by any process sharing the store.
 #[async_trait]
-pub trait Store: AuditStore + SettingsStore + Send + Sync + 'static {
+pub trait Store: IdentitySource + AuditStore + SettingsStore + 'static {
     /// Applies pending schema migrations (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks that the store answers.
@@ -206,8 +217,6 @@ pub trait Store: AuditStore + SettingsStore + Send + Sync + 'static {
     async fn ensure_user(&self, user: &NewUser) -> Result<User, StoreError>;
     /// Looks a user up by email (case-insensitive).
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
-    /// Looks a user up by id.
-    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
     /// Every user, ordered by email.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's roles; false when there is no such user.
@@ -221,30 +230,8 @@ pub trait Store: AuditStore + SettingsStore + Send + Sync + 'static {
 
     /// Stores a token; [`StoreError::Conflict`] when an active token has the name.
     async fn insert_token(&self, token: &NewApiToken) -> Result<ApiToken, StoreError>;
-    /// The active (not revoked) token with this hash.
-    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError>;
     /// Active tokens, ordered by name.
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes the active token with this name or public id; false when none matched.
     async fn revoke_token(&self, name_or_public_id: &str) -> Result<bool, StoreError>;
-    /// Records that a token was used; does not count as an identity change.
-    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
-
-    /// Subscribes to identity changes made by any process sharing this store (users, tokens
-    /// and settings).
-    async fn watch_identity(&self) -> Result<IdentityWatch, StoreError>;
-}
-
-/// Opens PostgreSQL when `database_url` is given, else the embedded store in `data_dir`.
-pub async fn open(
-    database_url: Option<&str>,
-    data_dir: &Path,
-    max_connections: usize,
-) -> Result<Arc<dyn Store>, StoreError> {
-    match database_url {
-        Some(url) => Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        )),
-        None => Ok(Arc::new(EmbeddedStore::open(data_dir).await?)),
-    }
 }

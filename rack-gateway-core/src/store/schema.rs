@@ -29,6 +29,7 @@ impl Migration {
 }
 
 /// PostgreSQL migrations, in order.
+#[cfg(feature = "postgres")]
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 1,
@@ -48,6 +49,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
 ];
 
 /// Embedded (SQLite) migrations, in order.
+#[cfg(feature = "sqlite")]
 pub(crate) const EMBEDDED: &[Migration] = &[
     Migration {
         version: 1,
@@ -99,7 +101,7 @@ pub(crate) fn pending<'a>(
     Ok(todo)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres", feature = "sqlite"))]
 mod tests {
     use super::*;
 

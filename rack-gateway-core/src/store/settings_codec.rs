@@ -128,6 +128,7 @@ fn check_batch(len: usize) -> Result<(), StoreError> {
 }
 
 /// Decodes a stored value.
+#[cfg(feature = "sqlite")]
 pub(crate) fn decode_value(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("setting value: {e}")))
 }

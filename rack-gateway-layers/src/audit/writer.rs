@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rack_gateway_core::audit::{AuditEvent, ChainKey};
-use rack_gateway_core::store::AuditStore;
+use rack_gateway_core::audit::{AuditEvent, AuditSink, ChainKey};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -123,7 +122,7 @@ impl WriterTask {
 impl AuditWriter {
     /// Starts the writer task, signing with `key`.
     pub fn spawn(
-        store: Arc<dyn AuditStore>,
+        store: Arc<dyn AuditSink>,
         key: ChainKey,
         config: WriterConfig,
     ) -> (Self, WriterTask) {
@@ -252,7 +251,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 async fn run(
-    store: Arc<dyn AuditStore>,
+    store: Arc<dyn AuditSink>,
     key: ChainKey,
     mut receiver: mpsc::Receiver<Job>,
     config: WriterConfig,

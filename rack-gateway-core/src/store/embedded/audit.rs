@@ -16,7 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{col, db, micros, now, time, EmbeddedStore};
-use crate::audit::{seal, Anchor, AuditEvent, AuditRecord, ChainHead, ChainKey};
+use crate::audit::{seal, Anchor, AuditEvent, AuditRecord, AuditSink, ChainHead, ChainKey};
 use crate::store::audit_codec::{self as codec, QueryParam, AUDIT_COLUMNS};
 use crate::store::{AuditFilter, AuditStore, PruneOutcome, StoreError};
 
@@ -243,7 +243,7 @@ fn prune(
 }
 
 #[async_trait]
-impl AuditStore for EmbeddedStore {
+impl AuditSink for EmbeddedStore {
     async fn append_audit(
         &self,
         key: &ChainKey,
@@ -274,7 +274,10 @@ impl AuditStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AuditStore for EmbeddedStore {
     async fn audit_start(&self) -> Result<ChainHead, StoreError> {
         self.call(|conn| {
             Ok(read_head(conn, "SELECT seq, mac FROM audit_checkpoint")?

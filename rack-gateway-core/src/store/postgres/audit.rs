@@ -29,7 +29,7 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::{pg_error, PostgresStore};
-use crate::audit::{seal, Anchor, AuditEvent, AuditRecord, ChainHead, ChainKey};
+use crate::audit::{seal, Anchor, AuditEvent, AuditRecord, AuditSink, ChainHead, ChainKey};
 use crate::store::audit_codec::{self as codec, QueryParam, AUDIT_COLUMNS};
 use crate::store::{AuditFilter, AuditStore, PruneOutcome, StoreError};
 
@@ -232,7 +232,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl AuditStore for PostgresStore {
+impl AuditSink for PostgresStore {
     async fn append_audit(
         &self,
         key: &ChainKey,
@@ -276,7 +276,10 @@ impl AuditStore for PostgresStore {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT 1");
         Ok(self.audit_rows(&sql, &[], 1).await?.into_iter().next())
     }
+}
 
+#[async_trait]
+impl AuditStore for PostgresStore {
     async fn audit_start(&self) -> Result<ChainHead, StoreError> {
         Ok(self.checkpoint().await?.unwrap_or_else(ChainHead::genesis))
     }
