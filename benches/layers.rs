@@ -26,6 +26,7 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Empty;
 use rack_gateway_core::identity::{ApiTokenSecret, IdentityResolver, NewApiToken, ResolverConfig};
 use rack_gateway_core::rbac::{explain, Access, Permission, Policy, Role};
+use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::store::{EmbeddedStore, Store};
 use rack_gateway_layers::authn::{parse_authorization, AuthenticateLayer};
 use rack_gateway_layers::authz::AuthorizeLayer;
@@ -148,9 +149,9 @@ fn request(authorization: &HeaderValue) -> Req {
 }
 
 /// Sends one request through `service` and returns the response.
-async fn call<S>(service: &mut S, request: Req) -> Response<Body>
+async fn call<S, B>(service: &mut S, request: Req) -> Response<B>
 where
-    S: Service<Req, Response = Response<Body>>,
+    S: Service<Req, Response = Response<B>>,
     S::Error: std::fmt::Debug,
 {
     let ready = service.ready().await.expect("the service should be ready");
@@ -163,7 +164,7 @@ where
 #[divan::bench(sample_count = 2000, sample_size = 100)]
 fn stack(bencher: Bencher<'_, '_>) {
     let fixture = fixture();
-    let (authorize, _policy) = AuthorizeLayer::new(PREFIX, Policy::default());
+    let authorize = AuthorizeLayer::new(RouteTable::convox()).prefix(PREFIX);
     let mut service = ServiceBuilder::new()
         .layer(RescueLayer::new())
         .layer(AuthenticateLayer::new(Arc::clone(&fixture.resolver)))
