@@ -25,9 +25,11 @@
 //! [`Principal`]: rack_gateway_core::identity::Principal
 
 mod credential;
+mod csrf;
 mod future;
 mod layer;
 
 pub use credential::{parse_authorization, Credential, CredentialError};
+pub use csrf::{CsrfGuard, CsrfRefusal, CSRF_HEADER};
 pub use future::ResponseFuture;
 pub use layer::{principal_of, Authenticate, AuthenticateLayer};
