@@ -505,7 +505,7 @@ async fn main() -> ExitCode {
             token: Some(&manager),
             status: StatusCode::NOT_FOUND,
             body_contains: "route not allowed by the gateway: GET /customers",
-            action: "proxy.unknown_route",
+            action: "route.unknown",
             decision: AuditDecision::Deny,
             reason_contains: "route not allowed by the gateway: GET /customers",
             intent: false,

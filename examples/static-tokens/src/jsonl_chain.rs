@@ -5,20 +5,16 @@
 //! seqs. It serialises appenders within this process only; several processes sharing the file
 //! would need a file lock instead.
 //!
-//! A line is an [`AuditRecord`] as its `Serialize` writes it (the event's fields at the top
+//! A line is an [`AuditRecord`] as serde writes and reads it (the event's fields at the top
 //! level, MACs in hex). The core verifier checks these records like any others; `rack-gateway
 //! audit verify` cannot read them, since it reads the gateway's own stores.
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use rack_gateway_core::audit::encode::unhex32;
-use rack_gateway_core::audit::{
-    seal, ActorKind, AuditDecision, AuditEvent, AuditRecord, AuditSink, ChainHead, ChainKey, Phase,
-};
+use chrono::Utc;
+use rack_gateway_core::audit::{seal, AuditEvent, AuditRecord, AuditSink, ChainHead, ChainKey};
 use rack_gateway_core::store::StoreError;
-use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
@@ -98,64 +94,6 @@ fn unavailable(error: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("audit file: {error}"))
 }
 
-/// One line as [`AuditRecord`]'s `Serialize` writes it. The core types are not `Deserialize`,
-/// so reading them back is spelled out here, field by field.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    seq: u64,
-    recorded_at: DateTime<Utc>,
-    request_id: String,
-    actor_kind: String,
-    actor_email: String,
-    actor_name: String,
-    token_id: Option<String>,
-    token_name: Option<String>,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-    action: String,
-    phase: String,
-    resource: Option<String>,
-    method: Option<String>,
-    path: Option<String>,
-    decision: String,
-    reason: String,
-    http_status: u16,
-    latency_ms: u64,
-    details: String,
-    key_id: String,
-    prev_mac: String,
-    mac: String,
-}
-
 fn parse_line(text: &str) -> Result<AuditRecord, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("audit line: {what}"));
-    let line: Line = serde_json::from_str(text).map_err(|e| corrupt(&e.to_string()))?;
-    Ok(AuditRecord {
-        seq: line.seq,
-        recorded_at: line.recorded_at,
-        event: AuditEvent {
-            request_id: line.request_id,
-            actor_kind: ActorKind::parse(&line.actor_kind).ok_or_else(|| corrupt("actor_kind"))?,
-            actor_email: line.actor_email,
-            actor_name: line.actor_name,
-            token_id: line.token_id,
-            token_name: line.token_name,
-            client_ip: line.client_ip,
-            user_agent: line.user_agent,
-            action: line.action,
-            phase: Phase::parse(&line.phase).ok_or_else(|| corrupt("phase"))?,
-            resource: line.resource,
-            method: line.method,
-            path: line.path,
-            decision: AuditDecision::parse(&line.decision).ok_or_else(|| corrupt("decision"))?,
-            reason: line.reason,
-            http_status: line.http_status,
-            latency_ms: line.latency_ms,
-            details: line.details,
-        },
-        key_id: line.key_id,
-        prev_mac: unhex32(&line.prev_mac).ok_or_else(|| corrupt("prev_mac"))?,
-        mac: unhex32(&line.mac).ok_or_else(|| corrupt("mac"))?,
-    })
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit line: {e}")))
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::identity::Principal;
 use crate::redact::redact_credentials;
@@ -13,7 +13,7 @@ use crate::redact::redact_credentials;
 pub const USER_AGENT_MAX_CHARS: usize = 512;
 
 /// Who acted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A signed-in person.
@@ -27,7 +27,7 @@ pub enum ActorKind {
 }
 
 /// Whether the record is written before forwarding a mutating request, or after.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Written, and durable, before a mutating request is forwarded.
@@ -37,7 +37,7 @@ pub enum Phase {
 }
 
 /// The decision recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditDecision {
     /// Allowed.
@@ -77,7 +77,7 @@ text_enum!(AuditDecision { Allow => "allow", Deny => "deny", Error => "error" })
 /// One event before it joins the chain: every column except seq, recorded_at, key_id and MACs.
 ///
 /// `details` is canonical JSON (sorted keys, no spaces) that has already been redacted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// X-Request-ID of the request (or a fresh id for gateway actions).
     pub request_id: String,
@@ -223,7 +223,7 @@ fn scrub(text: &mut String) {
 }
 
 /// A sealed row of the chain, exactly as stored and hashed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Position in the chain: 1, 2, 3, … without gaps.
     pub seq: u64,
@@ -235,10 +235,10 @@ pub struct AuditRecord {
     /// First 16 hex characters of SHA-256 of the key that made `mac`.
     pub key_id: String,
     /// MAC of the previous row (zeros for seq 1, or the retention checkpoint).
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex_bytes", deserialize_with = "bytes_of_hex")]
     pub prev_mac: [u8; 32],
     /// This row's MAC.
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex_bytes", deserialize_with = "bytes_of_hex")]
     pub mac: [u8; 32],
 }
 
@@ -246,11 +246,36 @@ fn hex_bytes<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S:
     serializer.serialize_str(&crate::audit::encode::hex(bytes))
 }
 
+/// 64 hex digits back into 32 bytes (records read back from an export or a sink of one's own).
+fn bytes_of_hex<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::audit::encode::unhex32(&text)
+        .ok_or_else(|| serde::de::Error::custom("a MAC is 64 hex digits"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const TOKEN: &str = "rgw_abcdefghijklmnopqrstuvwxyz0123456789-_ABCDE";
+
+    #[test]
+    fn records_read_back_from_json_are_the_records_written() {
+        let key = crate::audit::ChainKey::new(b"a test key of at least thirty-two bytes");
+        let mut event = AuditEvent::system("audit.test", "read back");
+        event.details = r#"{"a":1}"#.to_owned();
+        let records = crate::audit::seal(
+            crate::audit::ChainHead::genesis(),
+            &key,
+            chrono::Utc::now(),
+            vec![event],
+        );
+        let text = serde_json::to_string(&records[0]).unwrap();
+        let back: AuditRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, records[0]);
+        let mac = crate::audit::encode::hex(&records[0].mac);
+        assert!(serde_json::from_str::<AuditRecord>(&text.replace(&mac, "zz")).is_err());
+    }
 
     #[test]
     fn normalizing_removes_tokens_from_every_text_column() {

@@ -162,7 +162,10 @@ mod tests {
         let guard = guard();
         let token = guard.token("s1");
         assert_eq!(guard.check(&Method::GET, &headers(&[]), "s1"), Ok(()));
-        let good = headers(&[("origin", "https://gateway.example"), ("x-csrf-token", &token)]);
+        let good = headers(&[
+            ("origin", "https://gateway.example"),
+            ("x-csrf-token", &token),
+        ]);
         assert_eq!(guard.check(&Method::POST, &good, "s1"), Ok(()));
         let referer = headers(&[
             ("referer", "https://Gateway.example/app/users?x=1"),
@@ -170,22 +173,52 @@ mod tests {
         ]);
         assert_eq!(guard.check(&Method::DELETE, &referer, "s1"), Ok(()));
         for (what, bad, refusal) in [
-            ("no token", headers(&[("origin", "https://gateway.example")]), CsrfRefusal::Token),
             (
-                "another session's token",
-                headers(&[("origin", "https://gateway.example"), ("x-csrf-token", &guard.token("s2"))]),
+                "no token",
+                headers(&[("origin", "https://gateway.example")]),
                 CsrfRefusal::Token,
             ),
-            ("foreign origin", headers(&[("origin", "https://evil.example"), ("x-csrf-token", &token)]), CsrfRefusal::Origin),
-            ("no origin", headers(&[("x-csrf-token", &token)]), CsrfRefusal::Origin),
             (
-                "two origins",
-                headers(&[("origin", "https://gateway.example"), ("origin", "https://evil.example"), ("x-csrf-token", &token)]),
+                "another session's token",
+                headers(&[
+                    ("origin", "https://gateway.example"),
+                    ("x-csrf-token", &guard.token("s2")),
+                ]),
+                CsrfRefusal::Token,
+            ),
+            (
+                "foreign origin",
+                headers(&[("origin", "https://evil.example"), ("x-csrf-token", &token)]),
                 CsrfRefusal::Origin,
             ),
-            ("http instead of https", headers(&[("origin", "http://gateway.example"), ("x-csrf-token", &token)]), CsrfRefusal::Origin),
+            (
+                "no origin",
+                headers(&[("x-csrf-token", &token)]),
+                CsrfRefusal::Origin,
+            ),
+            (
+                "two origins",
+                headers(&[
+                    ("origin", "https://gateway.example"),
+                    ("origin", "https://evil.example"),
+                    ("x-csrf-token", &token),
+                ]),
+                CsrfRefusal::Origin,
+            ),
+            (
+                "http instead of https",
+                headers(&[
+                    ("origin", "http://gateway.example"),
+                    ("x-csrf-token", &token),
+                ]),
+                CsrfRefusal::Origin,
+            ),
         ] {
-            assert_eq!(guard.check(&Method::POST, &bad, "s1"), Err(refusal), "{what}");
+            assert_eq!(
+                guard.check(&Method::POST, &bad, "s1"),
+                Err(refusal),
+                "{what}"
+            );
         }
     }
 }

@@ -150,10 +150,10 @@ fn action(facts: &Draft) -> String {
     match &facts.decision {
         Some(decision) => match (&decision.route, decision.outcome) {
             (Some(matched), _) => matched.route.action.to_string(),
-            (None, RbacOutcome::BadRequest) => "proxy.bad_path".to_owned(),
-            (None, _) => "proxy.unknown_route".to_owned(),
+            (None, RbacOutcome::BadRequest) => "route.bad_path".to_owned(),
+            (None, _) => "route.unknown".to_owned(),
         },
-        None => "proxy.request".to_owned(),
+        None => "request.unclassified".to_owned(),
     }
 }
 
