@@ -129,7 +129,7 @@ impl CsrfGuard {
                 None => return false,
             },
         };
-        self.origins.iter().any(|allowed| *allowed == origin)
+        self.origins.contains(&origin)
     }
 }
 
