@@ -1,9 +1,12 @@
 //! The command line: `rack-gateway <command>`.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::client::{GatewayUrl, RackName};
 
 /// An access gateway for Convox racks: sign-in, per-route RBAC, audit, and forwarding.
 #[derive(Debug, Parser)]
@@ -37,6 +40,59 @@ pub enum Command {
     /// Verify or export the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Sign in to a gateway in the browser and store the session as RACK (which becomes current).
+    Login(LoginArgs),
+    /// End the session of a rack on its gateway and forget it here.
+    Logout(RackChoice),
+    /// List the racks signed in to; `*` marks the current one.
+    Racks,
+    /// Make RACK the current rack.
+    Switch {
+        /// A rack signed in to with `rack-gateway login`.
+        rack: RackName,
+    },
+    /// Run the installed Convox CLI against a rack through its gateway, e.g. `rack-gateway convox apps`.
+    ///
+    /// Everything after `convox` goes to the Convox CLI as it is (`--help` included), except a
+    /// leading `--rack RACK`, which picks the rack here, and a leading `--`, which ends this
+    /// command's options. The Convox CLI is $RACK_GATEWAY_CONVOX_BIN, else `convox` on PATH.
+    #[command(disable_help_flag = true)]
+    Convox(ConvoxArgs),
+}
+
+/// Options of `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// A short name for this gateway's rack, chosen here: lower-case letters, digits and '-'.
+    pub rack: RackName,
+    /// The gateway's base URL: https, or http for localhost only.
+    pub url: GatewayUrl,
+    /// Only print the sign-in URL; do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+/// The rack a client command works on.
+#[derive(Debug, Args)]
+pub struct RackChoice {
+    /// The rack to use instead of the current one.
+    #[arg(long, value_name = "RACK")]
+    pub rack: Option<RackName>,
+}
+
+/// Options of `convox`.
+#[derive(Debug, Args)]
+pub struct ConvoxArgs {
+    /// Which rack; must come right after `convox`.
+    #[command(flatten)]
+    pub choice: RackChoice,
+    /// The Convox CLI's arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONVOX ARGS"
+    )]
+    pub args: Vec<OsString>,
 }
 
 /// `audit` subcommands.

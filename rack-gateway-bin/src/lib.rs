@@ -3,12 +3,14 @@
 //! [`config`] reads and validates the environment, [`server`] holds the HTTP server and the
 //! proxy stack, [`gateway`] assembles them, [`commands`] has one module per subcommand, and
 //! [`mock_rack`] is a fake Convox rack API used by `rack-gateway dev`, tests and benchmarks.
+//! [`client`] is the other side: signing in to a gateway and running the Convox CLI through it.
 #![forbid(unsafe_code)]
 
 pub mod anchors;
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod failure;

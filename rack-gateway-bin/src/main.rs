@@ -23,7 +23,9 @@ fn main() -> ExitCode {
     match runtime.block_on(rack_gateway_bin::commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {failure}");
+            if failure.has_message() {
+                eprintln!("error: {failure}");
+            }
             ExitCode::from(failure.exit_code())
         }
     }

@@ -1,10 +1,15 @@
 //! One module per command of the binary.
 
 pub mod audit;
+pub mod convox;
 pub mod dev;
+pub mod login;
+pub mod logout;
 pub mod mock_rack;
+pub mod racks;
 pub mod rbac;
 pub mod serve;
+pub mod switch;
 pub mod token;
 pub mod user;
 
@@ -28,5 +33,10 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::User(command) => user::run(&env, command).await,
         Command::Rbac(command) => rbac::run(command),
         Command::Audit(command) => audit::run(&env, command).await,
+        Command::Login(args) => login::run(args).await,
+        Command::Logout(choice) => logout::run(choice).await,
+        Command::Racks => racks::run(),
+        Command::Switch { rack } => switch::run(rack),
+        Command::Convox(args) => convox::run(args),
     }
 }
