@@ -1,13 +1,15 @@
 //! The rack-gateway binary's library: the pieces behind the `rack-gateway` subcommands.
 //!
-//! [`config`] reads and validates the environment, [`server`] holds the HTTP server and the
-//! proxy stack, [`gateway`] assembles them, [`commands`] has one module per subcommand, and
-//! [`mock_rack`] is a fake Convox rack API used by `rack-gateway dev`, tests and benchmarks.
+//! [`config`] reads and validates the environment, [`auth`] signs people in through OIDC,
+//! [`server`] holds the HTTP server and the proxy stack, [`gateway`] assembles them,
+//! [`commands`] has one module per subcommand, and [`mock_rack`] is a fake Convox rack API used
+//! by `rack-gateway dev`, tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod anchors;
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
