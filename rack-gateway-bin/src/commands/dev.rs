@@ -116,6 +116,7 @@ fn dev_config(
         secret_env_vars: Vec::new(),
         anchors: None,
         max_connections: crate::config::max_connections(&process_env)?,
+        sign_in: None,
     })
 }
 

@@ -15,10 +15,12 @@ mod audit;
 mod env;
 mod secret;
 mod serve;
+mod sign_in;
 mod store;
 
 pub use audit::{AuditKeys, DevSecrets};
 pub use env::{ConfigError, Env};
 pub use secret::Secret;
 pub use serve::{max_connections, RackConfig, ServeConfig, TlsFiles};
+pub use sign_in::{is_loopback_host, PlainHttpPolicy, SignInConfig, SignInKind, GOOGLE_ISSUER};
 pub use store::StoreConfig;

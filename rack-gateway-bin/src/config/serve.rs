@@ -16,6 +16,7 @@ use crate::anchors::AnchorConfig;
 
 use super::env::{ConfigError, Env};
 use super::secret::Secret;
+use super::sign_in::SignInConfig;
 use super::store::StoreConfig;
 
 /// The upstream rack.
@@ -75,6 +76,8 @@ pub struct ServeConfig {
     pub anchors: Option<AnchorConfig>,
     /// Client connections open at once (MAX_CONNECTIONS).
     pub max_connections: usize,
+    /// Human sign-in through OIDC; `None` when GOOGLE_CLIENT_ID is unset (sign-in is off).
+    pub sign_in: Option<SignInConfig>,
 }
 
 impl ServeConfig {
@@ -106,6 +109,10 @@ impl ServeConfig {
                 ));
             }
         }
+        // Without DOMAIN (dev mode only) the gateway is reached on this machine.
+        let public_host = domain
+            .clone()
+            .unwrap_or_else(|| format!("localhost:{port}"));
         let app_secret_key =
             Secret::from_base64("APP_SECRET_KEY", env.required("APP_SECRET_KEY")?)?;
         let audit_hmac_secret =
@@ -189,6 +196,7 @@ impl ServeConfig {
             secret_env_vars: env.list("CONVOX_SECRET_ENV_VARS"),
             anchors: AnchorConfig::from_env(env)?,
             max_connections: max_connections(env)?,
+            sign_in: SignInConfig::from_env(env, dev_mode, &public_host)?,
             json_logs: match env.get("LOG_FORMAT").unwrap_or("json") {
                 "json" => true,
                 "text" => false,
@@ -343,6 +351,36 @@ mod tests {
         assert_eq!(config.rack.target.base.scheme_str(), Some("https"));
         assert!(matches!(config.rack.target.tls, RackTls::Insecure));
         assert!(config.settings_env.is_empty());
+        assert!(
+            config.sign_in.is_none(),
+            "sign-in is off without GOOGLE_CLIENT_ID"
+        );
+    }
+
+    #[test]
+    fn sign_in_callbacks_are_on_the_domain() {
+        use crate::config::SignInKind;
+        let env = env_with(&[
+            ("GOOGLE_CLIENT_ID", "id"),
+            ("GOOGLE_CLIENT_SECRET", "secret"),
+        ]);
+        let sign_in = ServeConfig::from_env(&env).unwrap().sign_in.unwrap();
+        assert_eq!(
+            sign_in.redirect_uri(SignInKind::Web).as_str(),
+            "https://gateway.example.com/api/v1/auth/web/callback"
+        );
+        let dev = env_with(&[
+            ("DOMAIN", ""),
+            ("DEV_MODE", "true"),
+            ("PORT", "9447"),
+            ("GOOGLE_CLIENT_ID", "id"),
+            ("GOOGLE_CLIENT_SECRET", "secret"),
+        ]);
+        let sign_in = ServeConfig::from_env(&dev).unwrap().sign_in.unwrap();
+        assert_eq!(
+            sign_in.redirect_uri(SignInKind::Cli).as_str(),
+            "http://localhost:9447/api/v1/auth/cli/callback"
+        );
     }
 
     #[test]
@@ -368,6 +406,16 @@ mod tests {
             (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
             (&[("MAX_CONNECTIONS", "lots")], "MAX_CONNECTIONS"),
             (&[("MAX_CONNECTIONS", "-1")], "MAX_CONNECTIONS"),
+            (&[("GOOGLE_CLIENT_ID", "id")], "GOOGLE_CLIENT_SECRET"),
+            (&[("GOOGLE_CLIENT_SECRET", "secret")], "GOOGLE_CLIENT_ID"),
+            (
+                &[
+                    ("GOOGLE_CLIENT_ID", "id"),
+                    ("GOOGLE_CLIENT_SECRET", "secret"),
+                    ("GOOGLE_OAUTH_BASE_URL", "http://idp.example.com"),
+                ],
+                "GOOGLE_OAUTH_BASE_URL",
+            ),
             (
                 &[("RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS", "maybe")],
                 "RGW_SETTING_ALLOW_DESTRUCTIVE_ACTIONS",

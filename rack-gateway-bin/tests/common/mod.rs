@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod deploy;
 pub mod http;
+pub mod oidc;
 pub mod postgres;
 pub mod process;
 pub mod standin;
