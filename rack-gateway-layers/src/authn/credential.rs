@@ -1,4 +1,5 @@
-//! Parsing the `Authorization` header.
+//! Reading the caller's credential: the `Authorization` header, or (where accepted) the
+//! session cookie.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
@@ -43,6 +44,44 @@ pub enum CredentialError {
     /// The token part is empty.
     #[error("empty credential in authorization header")]
     Empty,
+    /// The session cookie is empty or was sent more than once.
+    #[error("invalid session cookie (empty, or sent more than once)")]
+    AmbiguousCookie,
+}
+
+/// Where a credential came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// The `Authorization` header (the CLI, scripts, CI).
+    Header(Credential),
+    /// The `session_token` cookie (a browser): a session secret.
+    Cookie(String),
+}
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "session_token";
+
+/// Reads the credential: the `Authorization` header when there is one (a header that cannot be
+/// read is refused, never replaced by the cookie); else, when `cookies` is true, exactly one
+/// `session_token` cookie. Where cookies are not accepted, one is refused with a reason.
+pub fn presented_credential(headers: &HeaderMap, cookies: bool) -> Result<Presented, CredentialError> {
+    if headers.contains_key(http::header::AUTHORIZATION) || !cookies {
+        return parse_authorization(headers).map(Presented::Header);
+    }
+    let mut values = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| name.trim() == SESSION_COOKIE)
+        .map(|(_, value)| value.trim());
+    match (values.next(), values.next()) {
+        (None, _) => Err(CredentialError::Missing),
+        (Some(value), None) if !value.is_empty() => Ok(Presented::Cookie(value.to_owned())),
+        // Two session cookies (one planted by a sibling domain, say): trust neither.
+        _ => Err(CredentialError::AmbiguousCookie),
+    }
 }
 
 /// The longest Authorization header value considered (tokens are ~50 bytes).

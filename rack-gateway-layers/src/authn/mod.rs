@@ -29,7 +29,9 @@ mod csrf;
 mod future;
 mod layer;
 
-pub use credential::{parse_authorization, Credential, CredentialError};
+pub use credential::{
+    parse_authorization, presented_credential, Credential, CredentialError, Presented, SESSION_COOKIE,
+};
 pub use csrf::{CsrfGuard, CsrfRefusal, CSRF_HEADER};
 pub use future::ResponseFuture;
 pub use layer::{principal_of, Authenticate, AuthenticateLayer};
