@@ -1,9 +1,9 @@
-//! Who is calling: users, API tokens and the [`Principal`] a request acts as.
+//! Who is calling: users, API tokens, sessions and the [`Principal`] a request acts as.
 //!
-//! API tokens are `rgw_` followed by 32 random bytes in unpadded base64url. Only the SHA-256 of
-//! a token is ever stored; the plaintext is shown once, when it is created. Session tokens do not
-//! exist yet; their shape is fixed already (`rgs_` and 43 base64url characters) so that
-//! redaction recognises both kinds.
+//! API tokens are `rgw_` followed by 32 random bytes in unpadded base64url; session tokens
+//! ([`SessionSecret`]) are `rgs_` and the same. Only the SHA-256 of a token is ever stored; the
+//! plaintext is shown once, when it is created. A session ends when it is revoked or outlives
+//! its [`SessionLimits`]; sign-ins in progress are [`LoginState`]s.
 //!
 //! ```
 //! use rack_gateway_core::identity::{ApiTokenSecret, TokenHash};
@@ -51,14 +51,24 @@
 //! ```
 
 mod cache;
+mod login;
 mod principal;
 mod resolver;
+mod session;
+mod session_limits;
+mod session_token;
 mod source;
 mod token;
 mod user;
 
+pub use login::{
+    CliLoginPoll, LoginKind, LoginState, LoginStateUse, NewLoginState, LOGIN_STATE_LIFETIME,
+};
 pub use principal::{Principal, TokenPrincipal, UserPrincipal};
 pub use resolver::{IdentityResolver, ResolveError, ResolverConfig};
+pub use session::{NewSession, Session, SessionInfo, SessionKind, UnknownSessionKind};
+pub use session_limits::{SessionEnd, SessionLimits};
+pub use session_token::SessionSecret;
 pub use source::IdentitySource;
 pub use token::{
     ApiToken, ApiTokenSecret, NewApiToken, TokenHash, SESSION_TOKEN_PREFIX, TOKEN_PREFIX,
