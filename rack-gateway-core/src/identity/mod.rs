@@ -14,9 +14,9 @@
 //! assert!(hash.matches(&TokenHash::of(secret.expose())));
 //! ```
 //!
-//! [`IdentityResolver`] turns a presented token into a [`Principal`], with a short-lived cache.
-//! It reads an [`IdentitySource`]: token by hash, user by id, and optionally a change feed and a
-//! record of each token's use. The gateway's stores are sources; so can be a service's own
+//! [`IdentityResolver`] turns a presented API token or session token into a [`Principal`], with
+//! a short-lived cache. It reads an [`IdentitySource`]: token by hash, user by id, and
+//! optionally sessions by hash, a change feed and a record of each credential's use. The gateway's stores are sources; so can be a service's own
 //! tables:
 //!
 //! ```
@@ -51,10 +51,12 @@
 //! ```
 
 mod cache;
+mod chore;
 mod login;
 mod principal;
 mod resolver;
 mod session;
+mod session_clock;
 mod session_limits;
 mod session_token;
 mod source;

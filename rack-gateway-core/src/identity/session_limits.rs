@@ -40,6 +40,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{Session, SessionKind};
 use crate::settings::Settings;
 
+/// How often a session's use is recorded in the store, at most.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Idle and absolute limits of web and CLI sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionLimits {
@@ -155,6 +158,13 @@ impl SessionLimits {
             earlier_by(now, self.absolute(kind)),
             earlier_by(now, self.idle(kind)),
         )
+    }
+
+    /// How often a use of a session of `kind` is recorded in the store: every 30 seconds, or a
+    /// quarter of the idle limit when that is shorter, so that the recorded use never lags
+    /// enough for another instance to think a busy session idle.
+    pub(crate) fn touch_interval(&self, kind: SessionKind) -> Duration {
+        TOUCH_INTERVAL.min(self.idle(kind) / 4)
     }
 }
 
@@ -397,5 +407,22 @@ mod tests {
         // No idle time at all: ended at once.
         let (cli, now) = session(SessionKind::Cli, TimeDelta::zero(), TimeDelta::zero());
         assert_eq!(limits.check(&cli, now), Err(SessionEnd::Idle));
+        assert_eq!(limits.touch_interval(SessionKind::Cli), Duration::ZERO);
+    }
+
+    #[test]
+    fn uses_are_recorded_often_enough_for_short_idle_limits() {
+        let limits = SessionLimits {
+            web_idle: Duration::from_secs(60),
+            ..SessionLimits::default()
+        };
+        assert_eq!(
+            limits.touch_interval(SessionKind::Web),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            limits.touch_interval(SessionKind::Cli),
+            Duration::from_secs(30)
+        );
     }
 }
