@@ -153,6 +153,12 @@ fn user_of(principal: &Principal) -> &UserPrincipal {
     }
 }
 
+/// Waits until the changes made so far (a sign-in notifies too) have reached the resolver, so
+/// that what it caches next is not flushed by them.
+async fn settle() {
+    sleep(Duration::from_millis(500)).await;
+}
+
 /// Resolves `secret` until it gives `want` ("resolved" or a refusal); how long it took.
 async fn until(resolver: &IdentityResolver, secret: &SessionSecret, want: &str) -> Duration {
     let start = Instant::now();
@@ -198,6 +204,7 @@ async fn a_session_resolves_to_its_user(store: Arc<dyn Store>, _: Opener) {
     let watched = Watched::new(Arc::clone(&store));
     let resolver = started(&watched, config()).await;
     let (user, secret, session) = signed_in(&store, SessionKind::Cli).await;
+    settle().await;
 
     let principal = resolver.resolve_session(secret.expose()).await.unwrap();
     let signed = user_of(&principal);
@@ -405,8 +412,7 @@ async fn revocation_reaches_a_cached_session_within_a_second(
     let watched = Watched::new(Arc::clone(&store));
     let resolver = started(&watched, config()).await;
     let (_, secret, session) = signed_in(&store, SessionKind::Web).await;
-    // Wait for the sign-in to be heard of, so that the entry cached below is not forgotten.
-    sleep(Duration::from_millis(500)).await;
+    settle().await;
     assert!(resolver.resolve_session(secret.expose()).await.is_ok());
     assert!(resolver.cached_session(secret.expose()).is_some());
 
@@ -427,7 +433,7 @@ async fn user_changes_reach_a_cached_session_within_a_second(
     let watched = Watched::new(Arc::clone(&store));
     let resolver = started(&watched, config()).await;
     let (_, secret, _) = signed_in(&store, SessionKind::Cli).await;
-    sleep(Duration::from_millis(500)).await;
+    settle().await;
     assert!(resolver.resolve_session(secret.expose()).await.is_ok());
     let other = opener.open().await;
     let email = "ann@example.com";
@@ -465,7 +471,7 @@ async fn a_swept_session_is_refused_as_expired(store: Arc<dyn Store>, _: Opener)
     let watched = Watched::new(Arc::clone(&store));
     let resolver = started(&watched, config()).await;
     let (_, secret, session) = signed_in(&store, SessionKind::Web).await;
-    sleep(Duration::from_millis(500)).await;
+    settle().await;
     assert!(resolver.resolve_session(secret.expose()).await.is_ok());
     // The sweeper on some instance, with an hour passed.
     let later = Utc::now() + TimeDelta::hours(1);
