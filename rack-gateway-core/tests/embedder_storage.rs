@@ -15,7 +15,7 @@ use rack_gateway_core::audit::{
 };
 use rack_gateway_core::identity::{
     ApiToken, ApiTokenSecret, IdentityResolver, IdentitySource, Principal, ResolveError,
-    ResolverConfig, TokenHash, User,
+    ResolverConfig, Session, SessionKind, SessionSecret, TokenHash, User,
 };
 use rack_gateway_core::rbac::{Permission, Role};
 use rack_gateway_core::store::StoreError;
@@ -43,6 +43,28 @@ impl IdentitySource for MemoryIdentities {
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(users.get(&id).cloned())
+    }
+}
+
+/// One session of the embedder's own sign-in, over the same users.
+struct OneSession {
+    hash: TokenHash,
+    session: Session,
+    identities: Arc<MemoryIdentities>,
+}
+
+#[async_trait]
+impl IdentitySource for OneSession {
+    async fn token_by_hash(&self, _: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        Ok(None)
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.identities.user_by_id(id).await
+    }
+
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        Ok(hash.matches(&self.hash).then(|| self.session.clone()))
     }
 }
 
@@ -179,6 +201,66 @@ async fn owners_who_may_not_act_are_refused() {
         .unwrap();
     let outcome = resolver.resolve_api_token(secret.expose()).await;
     assert_eq!(refusal(outcome), "API token owner is suspended");
+}
+
+#[tokio::test]
+async fn a_source_without_sessions_refuses_session_tokens() {
+    let (identities, _) = identities_with_one_token();
+    let resolver = IdentityResolver::start(identities, ResolverConfig::default())
+        .await
+        .unwrap();
+    let session = SessionSecret::generate();
+    let outcome = resolver.resolve_session(session.expose()).await;
+    assert_eq!(refusal(outcome), "invalid session token");
+    assert!(resolver.cached_session(session.expose()).is_none());
+}
+
+#[tokio::test]
+async fn sessions_of_users_who_may_not_act_are_refused() {
+    let (identities, _) = identities_with_one_token();
+    let secret = SessionSecret::generate();
+    let session = Session {
+        id: 3,
+        public_id: uuid::Uuid::new_v4(),
+        user_id: 1,
+        kind: SessionKind::Web,
+        created_at: Utc::now(),
+        last_seen_at: Utc::now(),
+        revoked_at: None,
+        revoked_reason: None,
+        ip: None,
+        user_agent: None,
+        device_name: None,
+    };
+    let source = Arc::new(OneSession {
+        hash: secret.hash(),
+        session,
+        identities: Arc::clone(&identities),
+    });
+    let config = ResolverConfig {
+        negative_ttl: Duration::ZERO,
+        ttl: Duration::ZERO,
+        ..ResolverConfig::default()
+    };
+    let resolver = IdentityResolver::start(source, config).await.unwrap();
+    let principal = resolver.resolve_session(secret.expose()).await.unwrap();
+    assert_eq!(principal.email(), Some("ci-owner@example.com"));
+
+    let suspend = |suspended: bool| {
+        identities
+            .users
+            .lock()
+            .unwrap()
+            .entry(1)
+            .and_modify(|owner| owner.suspended = suspended);
+    };
+    suspend(true);
+    let outcome = resolver.resolve_session(secret.expose()).await;
+    assert_eq!(refusal(outcome), "user suspended");
+    suspend(false);
+    identities.users.lock().unwrap().remove(&1);
+    let outcome = resolver.resolve_session(secret.expose()).await;
+    assert_eq!(refusal(outcome), "session user no longer exists");
 }
 
 #[tokio::test(start_paused = true)]

@@ -58,6 +58,7 @@ fn alice() -> Arc<Principal> {
         email: "alice@example.com".into(),
         name: "Alice".into(),
         roles: Vec::new(),
+        session: None,
     }))
 }
 

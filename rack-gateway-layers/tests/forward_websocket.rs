@@ -155,6 +155,7 @@ async fn serve_gateway(
                         email: "ops@example.com".into(),
                         name: "Ops".into(),
                         roles: Vec::new(),
+                        session: None,
                     })));
                     let (sender, receiver) = RelayStatsSender::channel();
                     extensions.insert(sender);

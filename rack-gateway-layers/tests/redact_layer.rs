@@ -207,6 +207,7 @@ fn user(email: &str, role: Role) -> Principal {
         email: email.into(),
         name: email.into(),
         roles: vec![role],
+        session: None,
     })
 }
 

@@ -137,6 +137,7 @@ fn ops() -> Principal {
         email: "ops@example.com".into(),
         name: "Ops".into(),
         roles: vec![Role::Ops],
+        session: None,
     })
 }
 

@@ -1,9 +1,9 @@
-//! Who is calling: users, API tokens and the [`Principal`] a request acts as.
+//! Who is calling: users, API tokens, sessions and the [`Principal`] a request acts as.
 //!
-//! API tokens are `rgw_` followed by 32 random bytes in unpadded base64url. Only the SHA-256 of
-//! a token is ever stored; the plaintext is shown once, when it is created. Session tokens do not
-//! exist yet; their shape is fixed already (`rgs_` and 43 base64url characters) so that
-//! redaction recognises both kinds.
+//! API tokens are `rgw_` followed by 32 random bytes in unpadded base64url; session tokens
+//! ([`SessionSecret`]) are `rgs_` and the same. Only the SHA-256 of a token is ever stored; the
+//! plaintext is shown once, when it is created. A session ends when it is revoked or outlives
+//! its [`SessionLimits`]; sign-ins in progress are [`LoginState`]s.
 //!
 //! ```
 //! use rack_gateway_core::identity::{ApiTokenSecret, TokenHash};
@@ -14,9 +14,9 @@
 //! assert!(hash.matches(&TokenHash::of(secret.expose())));
 //! ```
 //!
-//! [`IdentityResolver`] turns a presented token into a [`Principal`], with a short-lived cache.
-//! It reads an [`IdentitySource`]: token by hash, user by id, and optionally a change feed and a
-//! record of each token's use. The gateway's stores are sources; so can be a service's own
+//! [`IdentityResolver`] turns a presented API token or session token into a [`Principal`], with
+//! a short-lived cache. It reads an [`IdentitySource`]: token by hash, user by id, and
+//! optionally sessions by hash, a change feed and a record of each credential's use. The gateway's stores are sources; so can be a service's own
 //! tables:
 //!
 //! ```
@@ -51,14 +51,26 @@
 //! ```
 
 mod cache;
+mod chore;
+mod login;
 mod principal;
 mod resolver;
+mod session;
+mod session_clock;
+mod session_limits;
+mod session_token;
 mod source;
 mod token;
 mod user;
 
+pub use login::{
+    CliLoginPoll, LoginKind, LoginState, LoginStateUse, NewLoginState, LOGIN_STATE_LIFETIME,
+};
 pub use principal::{Principal, TokenPrincipal, UserPrincipal};
 pub use resolver::{IdentityResolver, ResolveError, ResolverConfig};
+pub use session::{NewSession, Session, SessionInfo, SessionKind, UnknownSessionKind};
+pub use session_limits::{SessionEnd, SessionLimits};
+pub use session_token::SessionSecret;
 pub use source::IdentitySource;
 pub use token::{
     ApiToken, ApiTokenSecret, NewApiToken, TokenHash, SESSION_TOKEN_PREFIX, TOKEN_PREFIX,

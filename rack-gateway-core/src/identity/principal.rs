@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::SessionInfo;
 use crate::rbac::{Access, Permission, Role};
 
 /// Who a request acts as, once its credential has been checked.
@@ -26,6 +27,9 @@ pub struct UserPrincipal {
     pub name: String,
     /// Current roles.
     pub roles: Vec<Role>,
+    /// The session they signed in with; `None` when the principal came from elsewhere (an
+    /// embedding service's own sign-in, a test).
+    pub session: Option<SessionInfo>,
 }
 
 /// An API token in use.

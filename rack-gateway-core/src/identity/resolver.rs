@@ -1,7 +1,8 @@
-//! From a presented credential to a [`Principal`], with a short-lived cache.
+//! From a presented credential (an API token or a session token) to a [`Principal`], with a
+//! short-lived cache.
 //!
 //! The resolver reads an [`IdentitySource`]: the gateway's stores, or an embedder's own tables.
-//! Lookups are cached for a short TTL. Every change to users or tokens, on any instance,
+//! Lookups are cached for a short TTL. Every change to users, tokens or sessions, on any instance,
 //! arrives through the source's identity feed and empties the cache, so a revocation takes
 //! effect within the feed's latency (well under a second). While the feed is disconnected,
 //! cached entries still expire after the TTL, which bounds how stale they can get; when the feed
@@ -14,12 +15,19 @@
 //! token created a moment ago is accepted as soon as its creation is heard of, never refused
 //! for longer because of an older refusal. The cache is sharded by token hash (see `cache.rs`).
 //!
+//! A session is also held to its [`SessionLimits`] (set with
+//! [`IdentityResolver::set_session_limits`]) on every use, cached or not: a cached principal
+//! never outlives its session. Its uses are recorded in the store at most every 30 seconds, in
+//! the background; one found past its limits is refused as `session expired` and ended in the
+//! store (reason `expired (idle)` or `expired (absolute)`), so that it shows as ended.
+//!
 //! A flood of distinct well-formed tokens misses every cache. Store lookups are therefore
 //! limited to [`ResolverConfig::max_concurrent_lookups`] at a time, so such a flood cannot take
 //! the whole database pool; past the limit a lookup waits its turn (first come, first served)
 //! for at most [`ResolverConfig::lookup_wait`] and then fails as a store error (503), never as
 //! a refusal. Legitimate tokens mostly hit the cache and are not slowed by the flood.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +35,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::cache::IdentityCache;
+use super::cache::{Hit, IdentityCache, Known, Lifetime};
+use super::chore::Chore;
+use super::session_clock::{SessionClock, SessionUse};
 use super::source::SharedSource;
 use super::{
-    ApiToken, ApiTokenSecret, IdentitySource, Principal, TokenHash, TokenPrincipal, UserStatus,
+    ApiTokenSecret, IdentitySource, Principal, SessionEnd, SessionInfo, SessionLimits,
+    SessionSecret, TokenHash, TokenPrincipal, UserPrincipal, UserStatus,
 };
 use crate::rbac::Permission;
 use crate::store::{IdentityEvent, StoreError};
@@ -78,6 +89,13 @@ pub enum ResolveError {
     Store(#[from] StoreError),
 }
 
+/// What a store lookup found: the principal, how long it may be cached, and a write it leaves.
+struct Fetched {
+    principal: Arc<Principal>,
+    lifetime: Lifetime,
+    chore: Option<Chore>,
+}
+
 /// Resolves credentials to principals; share one per process behind an `Arc`.
 pub struct IdentityResolver {
     source: Arc<dyn IdentitySource>,
@@ -93,6 +111,7 @@ impl std::fmt::Debug for IdentityResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityResolver")
             .field("config", &self.config)
+            .field("session_limits", &self.cache.session_limits())
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +120,8 @@ impl IdentityResolver {
     /// Subscribes to the source's identity feed and starts the task that keeps the cache honest.
     ///
     /// `source` is any shared [`IdentitySource`]: an `Arc` of the embedder's own type, of
-    /// `dyn IdentitySource`, or of the gateway's `dyn Store`.
+    /// `dyn IdentitySource`, or of the gateway's `dyn Store`. Sessions are held to
+    /// [`SessionLimits::default`] until [`Self::set_session_limits`] says otherwise.
     pub async fn start<S>(source: Arc<S>, config: ResolverConfig) -> Result<Arc<Self>, StoreError>
     where
         S: IdentitySource + ?Sized + 'static,
@@ -148,6 +168,17 @@ impl IdentityResolver {
         self.feed_connected.load(Ordering::SeqCst) && !self.cache.is_disabled()
     }
 
+    /// Holds sessions to `limits` from the next lookup on, cached ones included (cheap; call it
+    /// whenever the session settings change).
+    pub fn set_session_limits(&self, limits: SessionLimits) {
+        self.cache.set_session_limits(limits);
+    }
+
+    /// The limits sessions are held to now.
+    pub fn session_limits(&self) -> SessionLimits {
+        self.cache.session_limits()
+    }
+
     /// The cached principal for a presented API token, if a fresh, unexpired entry exists.
     ///
     /// The fast path (a hash and a map lookup, no store access); on `None` call
@@ -156,34 +187,87 @@ impl IdentityResolver {
         if !ApiTokenSecret::is_well_formed(presented) {
             return None;
         }
-        self.cache.principal(&TokenHash::of(presented), Utc::now())
+        self.cached(&TokenHash::of(presented))
+    }
+
+    /// The cached principal for a presented session token, if a fresh entry exists and the
+    /// session is within its limits (the use counts, and is recorded in the background when
+    /// due).
+    ///
+    /// The fast path (a hash and a map lookup, no store access); on `None` call
+    /// [`Self::resolve_session`].
+    pub fn cached_session(&self, presented: &str) -> Option<Arc<Principal>> {
+        if !SessionSecret::is_well_formed(presented) {
+            return None;
+        }
+        self.cached(&TokenHash::of(presented))
     }
 
     /// Resolves a presented API token: from the cache, or from the store (see the module docs).
     pub async fn resolve_api_token(&self, presented: &str) -> Result<Arc<Principal>, ResolveError> {
         let secret =
             ApiTokenSecret::parse(presented).ok_or(ResolveError::Refused("invalid API token"))?;
-        let hash = secret.hash();
-        if let Some(known) = self.cache.get(&hash, Utc::now()) {
+        self.resolve(secret.hash(), |hash, now| self.fetch_api_token(hash, now))
+            .await
+    }
+
+    /// Resolves a presented session token: from the cache, or from the store (see the module
+    /// docs). Refusals: `invalid session token`, `session revoked`, `session expired`,
+    /// `session user no longer exists`, `user locked`, `user suspended`.
+    pub async fn resolve_session(&self, presented: &str) -> Result<Arc<Principal>, ResolveError> {
+        let secret = SessionSecret::parse(presented)
+            .ok_or(ResolveError::Refused("invalid session token"))?;
+        self.resolve(secret.hash(), |hash, now| self.fetch_session(hash, now))
+            .await
+    }
+
+    /// The cached principal for `hash`, starting the write its use leaves, if any.
+    fn cached(&self, hash: &TokenHash) -> Option<Arc<Principal>> {
+        self.hit(hash, Utc::now())?.into_result().ok()
+    }
+
+    /// What the cache knows about `hash` at `now`, starting the write its use leaves, if any.
+    fn hit(&self, hash: &TokenHash, now: DateTime<Utc>) -> Option<Known> {
+        let Hit { known, chore } = self.cache.get(hash, now)?;
+        if let Some(chore) = chore {
+            chore.spawn(&self.source);
+        }
+        Some(known)
+    }
+
+    /// From the cache, else from the store through `fetch` (with a turn to query it; see the
+    /// module docs), remembering the outcome.
+    async fn resolve<F, Fut>(
+        &self,
+        hash: TokenHash,
+        fetch: F,
+    ) -> Result<Arc<Principal>, ResolveError>
+    where
+        F: FnOnce(TokenHash, DateTime<Utc>) -> Fut,
+        Fut: Future<Output = Result<Fetched, ResolveError>>,
+    {
+        if let Some(known) = self.hit(&hash, Utc::now()) {
             return known.into_result();
         }
         let _permit = self.lookup_permit().await?;
-        // Another lookup of the same token may have finished while this one waited.
+        // Another lookup of the same credential may have finished while this one waited.
         let now = Utc::now();
-        if let Some(known) = self.cache.get(&hash, now) {
+        if let Some(known) = self.hit(&hash, now) {
             return known.into_result();
         }
         let generation = self.cache.generation();
-        match self.fetch(&hash, now).await {
-            Ok((principal, token)) => {
-                self.touch(&token, now);
+        match fetch(hash, now).await {
+            Ok(fetched) => {
+                if let Some(chore) = fetched.chore {
+                    chore.spawn(&self.source);
+                }
                 self.cache.remember_resolved(
                     hash,
                     generation,
-                    Arc::clone(&principal),
-                    token.expires_at,
+                    Arc::clone(&fetched.principal),
+                    fetched.lifetime,
                 );
-                Ok(principal)
+                Ok(fetched.principal)
             }
             Err(ResolveError::Refused(reason)) => {
                 self.cache.remember_refused(hash, generation, reason);
@@ -199,20 +283,20 @@ impl IdentityResolver {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; were it, waiting longer would not help either.
             Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(
-                "too many API token lookups waiting".into(),
+                "too many credential lookups waiting".into(),
             )),
         }
     }
 
     /// Reads the token and its owner from the store and checks that they may act at `now`.
-    async fn fetch(
+    async fn fetch_api_token(
         &self,
-        hash: &TokenHash,
+        hash: TokenHash,
         now: DateTime<Utc>,
-    ) -> Result<(Arc<Principal>, ApiToken), ResolveError> {
+    ) -> Result<Fetched, ResolveError> {
         let token = self
             .source
-            .token_by_hash(hash)
+            .token_by_hash(&hash)
             .await?
             .ok_or(ResolveError::Refused("invalid API token"))?;
         if token.is_expired(now) {
@@ -247,22 +331,89 @@ impl IdentityResolver {
         let principal = Arc::new(Principal::ApiToken(TokenPrincipal {
             id: token.id,
             public_id: token.public_id,
-            name: token.name.clone(),
+            name: token.name,
             owner_email,
             owner_name,
             permissions,
         }));
-        Ok((principal, token))
+        Ok(Fetched {
+            principal,
+            lifetime: Lifetime::Token {
+                expires_at: token.expires_at,
+            },
+            chore: Some(Chore::TouchToken {
+                id: token.id,
+                at: now,
+            }),
+        })
     }
 
-    /// Records the token's use in the background (not an identity change; failures are logged).
-    fn touch(&self, token: &ApiToken, now: DateTime<Utc>) {
-        let source = Arc::clone(&self.source);
-        let token_id = token.id;
-        tokio::spawn(async move {
-            if let Err(error) = source.touch_token(token_id, now).await {
-                tracing::warn!(%error, token_id, "could not record token use");
+    /// Reads the session and its user from the store and checks that they may act at `now`.
+    async fn fetch_session(
+        &self,
+        hash: TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Fetched, ResolveError> {
+        let session = self
+            .source
+            .session_by_hash(&hash)
+            .await?
+            .ok_or(ResolveError::Refused("invalid session token"))?;
+        let limits = self.cache.session_limits();
+        match limits.check(&session, now) {
+            Ok(()) => {}
+            Err(end @ SessionEnd::Revoked(_)) => return Err(ResolveError::Refused(end.refusal())),
+            Err(end) if session.revoked_at.is_some() => {
+                // Ended by the sweeper (or another instance) already.
+                return Err(ResolveError::Refused(end.refusal()));
             }
-        });
+            Err(end) => {
+                let refusal = end.refusal();
+                Chore::EndSession {
+                    id: session.id,
+                    end,
+                }
+                .spawn(&self.source);
+                return Err(ResolveError::Refused(refusal));
+            }
+        }
+        let user = self
+            .source
+            .user_by_id(session.user_id)
+            .await?
+            .ok_or(ResolveError::Refused("session user no longer exists"))?;
+        match user.status() {
+            UserStatus::Active => {}
+            UserStatus::Locked => return Err(ResolveError::Refused("user locked")),
+            UserStatus::Suspended => return Err(ResolveError::Refused("user suspended")),
+        }
+        let mut clock = SessionClock::new(&session);
+        let chore = match clock.use_at(now, &limits) {
+            SessionUse::Record { .. } => Some(Chore::TouchSession {
+                id: session.id,
+                at: now,
+            }),
+            SessionUse::Counted => None,
+            // Checked just above with the same limits and instant.
+            SessionUse::Ended(end) => return Err(ResolveError::Refused(end.refusal())),
+        };
+        let principal = Arc::new(Principal::User(UserPrincipal {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            roles: user.roles,
+            session: Some(SessionInfo {
+                id: session.id,
+                public_id: session.public_id,
+                kind: session.kind,
+                created_at: session.created_at,
+                expires_at: clock.recorded_expiry(&limits),
+            }),
+        }));
+        Ok(Fetched {
+            principal,
+            lifetime: Lifetime::Session(clock),
+            chore,
+        })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The gateway's stores implement [`IdentitySource`] as part of
 //! [`Store`](crate::store::Store); a service embedding the layers can implement it over its own
-//! user and token tables instead. Only the two lookups are required.
+//! user and token tables instead. Only the two lookups are required: sessions, the record of
+//! use and the change feed have defaults for a source without sessions and without changes.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{ApiToken, TokenHash, User};
+use super::{ApiToken, Session, TokenHash, User};
 use crate::store::{IdentityEvent, IdentityWatch, StoreError};
 
 /// Where credentials are looked up: tokens by hash, their owners by id, and a feed of changes.
@@ -55,10 +56,42 @@ pub trait IdentitySource: Send + Sync {
         Ok(())
     }
 
-    /// Subscribes to changes of users and tokens made by any process sharing this source.
+    /// The session with this hash, whether it has ended or not (so that an ended session is
+    /// refused with its reason).
+    ///
+    /// The default knows no sessions: every session token is refused.
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let _ = hash;
+        Ok(None)
+    }
+
+    /// Records that a session was used at `at` (moves `last_seen_at` forward, never back);
+    /// does not count as an identity change.
+    ///
+    /// The resolver calls it in the background at most every 30 seconds per session and only
+    /// logs a failure. The default records nothing.
+    async fn touch_session(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _ = (id, at);
+        Ok(())
+    }
+
+    /// Ends a session that has not ended yet (sets `revoked_at` and `revoked_reason`); false
+    /// when it had ended already or does not exist.
+    ///
+    /// The resolver calls it in the background when it finds a session past its limits, with
+    /// the reason `expired (idle)` or `expired (absolute)`, so that the session shows as ended.
+    /// The default records nothing.
+    async fn end_session(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
+        let _ = (id, reason);
+        Ok(false)
+    }
+
+    /// Subscribes to changes of users, tokens and sessions made by any process sharing this
+    /// source.
     ///
     /// Send [`IdentityEvent::Changed`] after every change that can make a cached answer wrong
-    /// (a revocation, a deletion, a lock, new roles, a new token). The resolver empties its cache
+    /// (a revocation, a deletion, a lock, new roles, a new token or session; not a recorded
+    /// use). The resolver empties its cache
     /// on each event, and stops caching for good if the feed closes.
     ///
     /// The default is a quiet feed: it stays open and never reports anything. With it a change
@@ -88,6 +121,18 @@ impl<S: IdentitySource + ?Sized> IdentitySource for SharedSource<S> {
 
     async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.0.touch_token(id, at).await
+    }
+
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        self.0.session_by_hash(hash).await
+    }
+
+    async fn touch_session(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.0.touch_session(id, at).await
+    }
+
+    async fn end_session(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
+        self.0.end_session(id, reason).await
     }
 
     async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {

@@ -13,8 +13,8 @@ use uuid::Uuid;
 /// Every API token starts with this prefix, so that it can be told apart from a session token.
 pub const TOKEN_PREFIX: &str = "rgw_";
 
-/// Every session token will start with this prefix, followed (like an API token) by 43 unpadded
-/// base64url characters; fixed now so that redaction recognises session tokens already.
+/// Every session token starts with this prefix, followed (like an API token) by 43 unpadded
+/// base64url characters (see [`SessionSecret`](super::SessionSecret)).
 pub const SESSION_TOKEN_PREFIX: &str = "rgs_";
 
 const TOKEN_BYTES: usize = 32;
@@ -28,9 +28,7 @@ pub struct ApiTokenSecret(String);
 impl ApiTokenSecret {
     /// Makes a new token from 32 bytes of the operating system's randomness.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; TOKEN_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
-        ApiTokenSecret(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        ApiTokenSecret(random_token(TOKEN_PREFIX))
     }
 
     /// Accepts a presented credential if it has the shape of an API token.
@@ -40,12 +38,7 @@ impl ApiTokenSecret {
 
     /// Whether `presented` has the shape of an API token (checked without allocating).
     pub fn is_well_formed(presented: &str) -> bool {
-        presented.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
-            body.len() == TOKEN_BODY_LEN
-                && body
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        has_token_shape(presented, TOKEN_PREFIX)
     }
 
     /// The plaintext, for showing to its owner once.
@@ -57,6 +50,23 @@ impl ApiTokenSecret {
     pub fn hash(&self) -> TokenHash {
         TokenHash::of(&self.0)
     }
+}
+
+/// `prefix` followed by 32 random bytes in unpadded base64url.
+pub(super) fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether `presented` is `prefix` followed by 43 base64url characters (no allocation).
+pub(super) fn has_token_shape(presented: &str, prefix: &str) -> bool {
+    presented.strip_prefix(prefix).is_some_and(|body| {
+        body.len() == TOKEN_BODY_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 impl fmt::Debug for ApiTokenSecret {

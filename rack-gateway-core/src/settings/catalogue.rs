@@ -30,8 +30,14 @@ pub mod keys {
     pub const DEPLOY_APPROVAL_WINDOW_MINUTES: &str = "deploy_approval_window_minutes";
     /// Global: MFA enrollment and challenge for everyone.
     pub const MFA_REQUIRE_ALL_USERS: &str = "mfa_require_all_users";
-    /// Global: sliding idle timeout of sessions, in minutes.
+    /// Global: sliding idle timeout of web sessions, in minutes.
     pub const SESSION_TIMEOUT_MINUTES: &str = "session_timeout_minutes";
+    /// Global: lifetime of a web session from sign-in, in hours.
+    pub const SESSION_ABSOLUTE_HOURS: &str = "session_absolute_hours";
+    /// Global: sliding idle timeout of CLI sessions, in days.
+    pub const CLI_SESSION_IDLE_DAYS: &str = "cli_session_idle_days";
+    /// Global: lifetime of a CLI session from sign-in, in days.
+    pub const CLI_SESSION_ABSOLUTE_DAYS: &str = "cli_session_absolute_days";
     /// Global: step-up freshness window, in minutes.
     pub const MFA_STEP_UP_WINDOW_MINUTES: &str = "mfa_step_up_window_minutes";
     /// Global: trusted device lifetime, in days.
@@ -298,6 +304,24 @@ pub const GLOBAL: &[SettingDef] = &[
         "sliding idle timeout of web sessions, in minutes",
     ),
     global_def(
+        SESSION_ABSOLUTE_HOURS,
+        Kind::Integer { min: 1, max: 720 },
+        DefaultValue::Integer(12),
+        "a web session ends this many hours after sign-in, however busy",
+    ),
+    global_def(
+        CLI_SESSION_IDLE_DAYS,
+        Kind::Integer { min: 1, max: 90 },
+        DefaultValue::Integer(7),
+        "sliding idle timeout of CLI sessions, in days",
+    ),
+    global_def(
+        CLI_SESSION_ABSOLUTE_DAYS,
+        Kind::Integer { min: 1, max: 365 },
+        DefaultValue::Integer(30),
+        "a CLI session ends this many days after sign-in, however busy",
+    ),
+    global_def(
         MFA_STEP_UP_WINDOW_MINUTES,
         Kind::Integer {
             min: 1,
@@ -442,7 +466,12 @@ pub const GROUPS: &[SettingGroup] = &[
     SettingGroup {
         name: "session_configuration",
         scope: Scope::Global,
-        keys: &[SESSION_TIMEOUT_MINUTES],
+        keys: &[
+            SESSION_TIMEOUT_MINUTES,
+            SESSION_ABSOLUTE_HOURS,
+            CLI_SESSION_IDLE_DAYS,
+            CLI_SESSION_ABSOLUTE_DAYS,
+        ],
         mfa: MfaLevel::StepUp,
     },
     SettingGroup {

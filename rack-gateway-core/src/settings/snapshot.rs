@@ -290,6 +290,21 @@ impl Settings {
         self.global_count(keys::SESSION_TIMEOUT_MINUTES)
     }
 
+    /// Lifetime of a web session from sign-in, in hours.
+    pub fn session_absolute_hours(&self) -> u32 {
+        self.global_count(keys::SESSION_ABSOLUTE_HOURS)
+    }
+
+    /// Idle timeout of CLI sessions, in days.
+    pub fn cli_session_idle_days(&self) -> u32 {
+        self.global_count(keys::CLI_SESSION_IDLE_DAYS)
+    }
+
+    /// Lifetime of a CLI session from sign-in, in days.
+    pub fn cli_session_absolute_days(&self) -> u32 {
+        self.global_count(keys::CLI_SESSION_ABSOLUTE_DAYS)
+    }
+
     /// Step-up freshness window, in minutes.
     pub fn mfa_step_up_window_minutes(&self) -> u32 {
         self.global_count(keys::MFA_STEP_UP_WINDOW_MINUTES)
@@ -447,6 +462,9 @@ mod tests {
         assert_eq!(settings.deploy_approval_window_minutes(), 15);
         assert!(settings.mfa_require_all_users());
         assert_eq!(settings.session_timeout_minutes(), 5);
+        assert_eq!(settings.session_absolute_hours(), 12);
+        assert_eq!(settings.cli_session_idle_days(), 7);
+        assert_eq!(settings.cli_session_absolute_days(), 30);
         assert_eq!(settings.mfa_step_up_window_minutes(), 10);
         assert_eq!(settings.mfa_trusted_device_ttl_days(), 30);
         assert_eq!(settings.default_ci_provider(), "circleci");

@@ -21,7 +21,7 @@ const SHORT_TEXT_MAX: usize = 254;
 /// Longest lock reason accepted.
 const REASON_MAX: usize = 1000;
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         field,
         reason: reason.into(),
@@ -29,7 +29,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
 }
 
 /// Refuses text that is too long or holds control characters (NUL included).
-fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
     if value.chars().count() > max {
         return Err(invalid(field, format!("longer than {max} characters")));
     }

@@ -36,6 +36,8 @@ mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod schema;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod session_codec;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod settings_codec;
 
 use async_trait::async_trait;
@@ -50,13 +52,16 @@ pub use open::open;
 pub use postgres::PostgresStore;
 
 use crate::audit::{Anchor, AuditDecision, AuditRecord, AuditSink, ChainHead};
-use crate::identity::{ApiToken, IdentitySource, NewApiToken, NewUser, User};
+use crate::identity::{
+    ApiToken, CliLoginPoll, IdentitySource, LoginKind, LoginStateUse, NewApiToken, NewLoginState,
+    NewSession, NewUser, Session, SessionLimits, TokenHash, User,
+};
 use crate::rbac::Role;
 
 /// What the identity change feed reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdentityEvent {
-    /// A user, token or setting changed somewhere (any instance): caches are stale.
+    /// A user, token, session or setting changed somewhere (any instance): caches are stale.
     Changed,
     /// The feed lost its connection: changes may be missed until [`IdentityEvent::Resumed`].
     Disconnected,
@@ -200,8 +205,9 @@ pub trait SettingsStore: Send + Sync {
 
 /// Everything the gateway persists. Implementations are cheap to share behind an `Arc`.
 ///
-/// Their [`IdentitySource::watch_identity`] reports changes to users, tokens and settings made
-/// by any process sharing the store.
+/// Their [`IdentitySource::watch_identity`] reports changes to users, tokens, sessions and
+/// settings made by any process sharing the store (not recorded uses, nor sign-ins in
+/// progress).
 #[async_trait]
 pub trait Store: IdentitySource + AuditStore + SettingsStore + 'static {
     /// Applies pending schema migrations (idempotent).
@@ -234,4 +240,57 @@ pub trait Store: IdentitySource + AuditStore + SettingsStore + 'static {
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes the active token with this name or public id; false when none matched.
     async fn revoke_token(&self, name_or_public_id: &str) -> Result<bool, StoreError>;
+
+    /// Starts a session (only its token's hash is stored); [`StoreError::Invalid`] when the
+    /// user does not exist, [`StoreError::Conflict`] when the hash is taken.
+    async fn insert_session(&self, session: &NewSession) -> Result<Session, StoreError>;
+    /// The session with this public id, ended or not.
+    async fn session_by_public_id(
+        &self,
+        public_id: uuid::Uuid,
+    ) -> Result<Option<Session>, StoreError>;
+    /// The user's sessions that have not been revoked, newest first (some may be past their
+    /// limits until the sweeper ends them).
+    async fn list_sessions(&self, user_id: i64) -> Result<Vec<Session>, StoreError>;
+    /// Ends the session with this public id, recording `reason`; false when there is none or
+    /// it had ended already.
+    async fn revoke_session(&self, public_id: uuid::Uuid, reason: &str)
+        -> Result<bool, StoreError>;
+    /// Ends every session of the user that has not ended, recording `reason`; how many.
+    async fn revoke_user_sessions(&self, user_id: i64, reason: &str) -> Result<u64, StoreError>;
+    /// Ends every session past its idle or absolute limit at `now` (reason `expired (idle)` or
+    /// `expired (absolute)`, whichever limit it reached first) and returns them, oldest first,
+    /// for the audit trail.
+    async fn expire_sessions(
+        &self,
+        limits: &SessionLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Stores a sign-in in progress; [`StoreError::Conflict`] when the state hash is taken.
+    async fn insert_login_state(&self, state: &NewLoginState) -> Result<(), StoreError>;
+    /// Uses the sign-in of `kind` with this state hash, once: atomically marks it consumed and
+    /// returns it when it is unused and unexpired at `now`, else says why not.
+    async fn consume_login_state(
+        &self,
+        state_hash: &TokenHash,
+        kind: LoginKind,
+        now: DateTime<Utc>,
+    ) -> Result<LoginStateUse, StoreError>;
+    /// Records the outcome of a consumed CLI sign-in: the user who signed in, or why it was
+    /// refused. False when there is no such consumed CLI sign-in or it has an outcome already.
+    async fn finish_cli_login(
+        &self,
+        state_hash: &TokenHash,
+        outcome: Result<i64, String>,
+    ) -> Result<bool, StoreError>;
+    /// What the polling CLI learns at `now`; an outcome is handed out once (the sign-in is
+    /// deleted as it is taken).
+    async fn take_cli_login(
+        &self,
+        state_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<CliLoginPoll, StoreError>;
+    /// Deletes the sign-ins that expired by `now`, used or not; how many.
+    async fn delete_expired_login_states(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

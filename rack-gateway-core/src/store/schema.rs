@@ -46,6 +46,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "settings",
         sql: include_str!("migrations/postgres/0003_settings.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sessions",
+        sql: include_str!("migrations/postgres/0004_sessions.sql"),
+    },
 ];
 
 /// Embedded (SQLite) migrations, in order.
@@ -65,6 +70,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 3,
         name: "settings",
         sql: include_str!("migrations/embedded/0003_settings.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "sessions",
+        sql: include_str!("migrations/embedded/0004_sessions.sql"),
     },
 ];
 

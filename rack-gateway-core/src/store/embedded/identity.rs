@@ -1,4 +1,5 @@
-//! Users and API tokens in SQLite.
+//! Users and API tokens in SQLite, and the `IdentitySource` and `Store` impls (whose session
+//! and sign-in methods delegate to `sessions.rs` and `login_states.rs`).
 //!
 //! Triggers of migration 0001 bump `identity_generation` on every change to `users` and
 //! `api_tokens` except an update of `last_used_at` alone; watchers poll it (see `feed.rs`).
@@ -9,7 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension, Params, Row, TransactionBe
 use uuid::Uuid;
 
 use super::{col, db, micros, now, opt_time, query_list, sqlite_error, time, EmbeddedStore};
-use crate::identity::{ApiToken, IdentitySource, NewApiToken, NewUser, TokenHash, User};
+use crate::identity::{
+    ApiToken, CliLoginPoll, IdentitySource, LoginKind, LoginStateUse, NewApiToken, NewLoginState,
+    NewSession, NewUser, Session, SessionLimits, TokenHash, User,
+};
 use crate::rbac::Role;
 use crate::store::{codec, IdentityWatch, Store, StoreError};
 
@@ -134,12 +138,25 @@ impl IdentitySource for EmbeddedStore {
         .await
     }
 
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        self.find_session_by_hash(hash).await
+    }
+
+    async fn touch_session(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.record_session_use(id, at).await
+    }
+
+    async fn end_session(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
+        self.end_session_by_id(id, reason).await
+    }
+
     async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
         self.watch_changes().await
     }
 }
 
-/// Besides users and tokens, `Store` has three store-wide methods: they delegate to `mod.rs`.
+/// Besides users and tokens, `Store` has three store-wide methods (they delegate to `mod.rs`)
+/// and the session and sign-in methods (they delegate to `sessions.rs` and `login_states.rs`).
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -343,5 +360,66 @@ impl Store for EmbeddedStore {
             Ok(conn.execute(sql, params![key, at]).map_err(db)? > 0)
         })
         .await
+    }
+
+    async fn insert_session(&self, session: &NewSession) -> Result<Session, StoreError> {
+        self.add_session(session).await
+    }
+
+    async fn session_by_public_id(&self, public_id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.find_session(public_id).await
+    }
+
+    async fn list_sessions(&self, user_id: i64) -> Result<Vec<Session>, StoreError> {
+        self.user_sessions(user_id).await
+    }
+
+    async fn revoke_session(&self, public_id: Uuid, reason: &str) -> Result<bool, StoreError> {
+        self.end_session_by_public_id(public_id, reason).await
+    }
+
+    async fn revoke_user_sessions(&self, user_id: i64, reason: &str) -> Result<u64, StoreError> {
+        self.end_user_sessions(user_id, reason).await
+    }
+
+    async fn expire_sessions(
+        &self,
+        limits: &SessionLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.sweep_sessions(limits, now).await
+    }
+
+    async fn insert_login_state(&self, state: &NewLoginState) -> Result<(), StoreError> {
+        self.add_login_state(state).await
+    }
+
+    async fn consume_login_state(
+        &self,
+        state_hash: &TokenHash,
+        kind: LoginKind,
+        now: DateTime<Utc>,
+    ) -> Result<LoginStateUse, StoreError> {
+        self.use_login_state(state_hash, kind, now).await
+    }
+
+    async fn finish_cli_login(
+        &self,
+        state_hash: &TokenHash,
+        outcome: Result<i64, String>,
+    ) -> Result<bool, StoreError> {
+        self.record_cli_outcome(state_hash, outcome).await
+    }
+
+    async fn take_cli_login(
+        &self,
+        state_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<CliLoginPoll, StoreError> {
+        self.poll_cli_login(state_hash, now).await
+    }
+
+    async fn delete_expired_login_states(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.purge_login_states(now).await
     }
 }

@@ -8,13 +8,15 @@
 //!
 //! Calls run on tokio's blocking pool over one connection behind a mutex. Several processes may
 //! open the same directory (the dev gateway and `rack-gateway token revoke`): SQLite's file locks
-//! serialise their writes. Users and tokens are in `identity.rs`, the identity change feed (a
-//! polled change counter) in `feed.rs`, the audit chain in `audit.rs` and settings in
-//! `settings.rs`.
+//! serialise their writes. Users and tokens are in `identity.rs`, sessions in `sessions.rs`,
+//! sign-ins in progress in `login_states.rs`, the identity change feed (a polled change
+//! counter) in `feed.rs`, the audit chain in `audit.rs` and settings in `settings.rs`.
 
 mod audit;
 mod feed;
 mod identity;
+mod login_states;
+mod sessions;
 mod settings;
 
 use std::fmt;

@@ -1,8 +1,8 @@
 //! The identity change feed of PostgreSQL: one dedicated connection per watcher (not from the
 //! pool) that `LISTEN`s on [`CHANNEL`], reconnecting with backoff when it breaks.
 //!
-//! Triggers on `users` and `api_tokens` (see `identity.rs`) and on `settings` notify the
-//! channel, so every instance hears of a change a few milliseconds after it commits on a local
+//! Triggers on `users` and `api_tokens` (see `identity.rs`), on `sessions` (see `sessions.rs`)
+//! and on `settings` notify the channel, so every instance hears of a change a few milliseconds after it commits on a local
 //! network.
 
 use std::future::Future;

@@ -1,12 +1,15 @@
 //! PostgreSQL store: opening the pool, migrating the schema, and mapping driver errors.
 //!
 //! Queries run on a deadpool of tokio-postgres connections. Users and tokens are in
-//! `identity.rs`, the identity change feed (one dedicated `LISTEN` connection per watcher) in
-//! `feed.rs`, the audit chain in `audit.rs`, settings in `settings.rs` and TLS in `tls.rs`.
+//! `identity.rs`, sessions in `sessions.rs`, sign-ins in progress in `login_states.rs`, the
+//! identity change feed (one dedicated `LISTEN` connection per watcher) in `feed.rs`, the audit
+//! chain in `audit.rs`, settings in `settings.rs` and TLS in `tls.rs`.
 
 mod audit;
 mod feed;
 mod identity;
+mod login_states;
+mod sessions;
 mod settings;
 mod tls;
 
