@@ -10,9 +10,8 @@ use pin_project_lite::pin_project;
 use rack_gateway_core::identity::{Principal, ResolveError};
 use tower::Service;
 
-use super::layer::refuse;
+use super::layer::{accept, admit, refuse, AuthenticateLayer, Via};
 use crate::body::{passed, GatewayBody};
-use crate::draft::AuditDraft;
 use crate::error::{BoxError, StoreUnavailable};
 
 /// The credential's lookup in the store (ours, boxed; never the inner service).
@@ -30,7 +29,7 @@ pin_project! {
     #[project = StateProj]
     enum State<S: Service<Request<B>>, B, ResBody> {
         Refused { response: Option<Response<GatewayBody<ResBody>>> },
-        Resolving { resolve: Resolve, request: Option<Request<B>>, inner: S },
+        Resolving { resolve: Resolve, request: Option<Request<B>>, inner: S, layer: AuthenticateLayer, via: Via },
         Forwarding { #[pin] future: S::Future },
         Done,
     }
@@ -51,12 +50,20 @@ impl<S: Service<Request<B>>, B, ResBody> ResponseFuture<S, B, ResBody> {
         }
     }
 
-    pub(super) fn resolving(resolve: Resolve, request: Request<B>, inner: S) -> Self {
+    pub(super) fn resolving(
+        resolve: Resolve,
+        request: Request<B>,
+        inner: S,
+        layer: AuthenticateLayer,
+        via: Via,
+    ) -> Self {
         ResponseFuture {
             state: State::Resolving {
                 resolve,
                 request: Some(request),
                 inner,
+                layer,
+                via,
             },
         }
     }
@@ -82,6 +89,8 @@ where
                     resolve,
                     request,
                     inner,
+                    layer,
+                    via,
                 } => {
                     let outcome = ready!(resolve.as_mut().poll(cx));
                     let Some(mut request) = request.take() else {
@@ -89,10 +98,11 @@ where
                     };
                     match outcome {
                         Ok(principal) => {
-                            if let Some(draft) = request.extensions().get::<AuditDraft>() {
-                                draft.set_principal(Arc::clone(&principal));
+                            if let Err(refusal) = admit(&principal, *via, layer, &request) {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Ok(refusal.response(&request)));
                             }
-                            request.extensions_mut().insert(principal);
+                            accept(&mut request, principal);
                             let future = inner.call(request);
                             this.state.set(State::Forwarding { future });
                         }

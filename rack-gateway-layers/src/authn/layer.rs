@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
-use rack_gateway_core::identity::{IdentityResolver, Principal};
+use rack_gateway_core::identity::{IdentityResolver, Principal, SessionKind};
 use tower::{Layer, Service};
 
-use super::credential::{parse_authorization, Credential};
+use super::credential::{presented_credential, Credential, Presented};
+use super::csrf::CsrfGuard;
 use super::future::ResponseFuture;
 use crate::body::GatewayBody;
 use crate::draft::AuditDraft;
@@ -17,12 +18,26 @@ use crate::error::BoxError;
 #[derive(Clone, Debug)]
 pub struct AuthenticateLayer {
     resolver: Arc<IdentityResolver>,
+    /// `Some`: the session cookie is accepted (web sessions), with this CSRF guard on unsafe
+    /// methods; `None`: a session cookie is refused (the rack proxy).
+    cookies: Option<CsrfGuard>,
 }
 
 impl AuthenticateLayer {
-    /// Authenticates with the given resolver (one per process).
+    /// Authenticates the `Authorization` header with the given resolver (one per process): API
+    /// tokens, and CLI session tokens. A browser's session cookie is refused.
     pub fn new(resolver: Arc<IdentityResolver>) -> Self {
-        AuthenticateLayer { resolver }
+        AuthenticateLayer {
+            resolver,
+            cookies: None,
+        }
+    }
+
+    /// Also accepts the `session_token` cookie of a web session, for the gateway's own pages
+    /// and JSON API; unsafe methods authenticated by it must pass `csrf`.
+    pub fn with_session_cookie(mut self, csrf: CsrfGuard) -> Self {
+        self.cookies = Some(csrf);
+        self
     }
 }
 
@@ -31,7 +46,7 @@ impl<S> Layer<S> for AuthenticateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticate {
             inner,
-            resolver: Arc::clone(&self.resolver),
+            layer: self.clone(),
         }
     }
 }
@@ -40,19 +55,30 @@ impl<S> Layer<S> for AuthenticateLayer {
 #[derive(Clone, Debug)]
 pub struct Authenticate<S> {
     inner: S,
-    resolver: Arc<IdentityResolver>,
+    layer: AuthenticateLayer,
 }
 
 impl<S> Authenticate<S> {
     /// Wraps `inner`.
-    pub fn new(inner: S, resolver: Arc<IdentityResolver>) -> Self {
-        Authenticate { inner, resolver }
+    pub fn new(inner: S, layer: AuthenticateLayer) -> Self {
+        Authenticate { inner, layer }
     }
 
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+}
+
+/// How the credential came, which decides what is checked once it resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Via {
+    /// An API token in the header.
+    Token,
+    /// A session secret in the header: CLI sessions only.
+    SessionHeader,
+    /// The session cookie: web sessions only, CSRF on unsafe methods.
+    SessionCookie,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Authenticate<S>
@@ -74,26 +100,98 @@ where
         // The clone may not be ready; take the ready one and leave the clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let token = match parse_authorization(request.headers()) {
-            Ok(Credential::ApiToken(token)) => token,
-            Ok(Credential::Session(_)) => {
-                return ResponseFuture::refused(refuse(
-                    &request,
-                    "invalid or expired session token",
-                ))
-            }
+        let presented = match presented_credential(request.headers(), self.layer.cookies.is_some()) {
+            Ok(presented) => presented,
             Err(error) => return ResponseFuture::refused(refuse(&request, &error.to_string())),
         };
-        if let Some(principal) = self.resolver.cached_api_token(&token) {
-            if let Some(draft) = request.extensions().get::<AuditDraft>() {
-                draft.set_principal(Arc::clone(&principal));
+        let (secret, via) = match presented {
+            Presented::Header(Credential::ApiToken(token)) => (token, Via::Token),
+            Presented::Header(Credential::Session(secret)) => (secret, Via::SessionHeader),
+            Presented::Cookie(secret) => (secret, Via::SessionCookie),
+        };
+        let resolver = &self.layer.resolver;
+        let cached = match via {
+            Via::Token => resolver.cached_api_token(&secret),
+            Via::SessionHeader | Via::SessionCookie => resolver.cached_session(&secret),
+        };
+        if let Some(principal) = cached {
+            if let Err(refusal) = admit(&principal, via, &self.layer, &request) {
+                return ResponseFuture::refused(refusal.response(&request));
             }
-            request.extensions_mut().insert(principal);
+            accept(&mut request, principal);
             return ResponseFuture::forward(inner.call(request));
         }
-        let resolver = Arc::clone(&self.resolver);
-        let resolve = Box::pin(async move { resolver.resolve_api_token(&token).await });
-        ResponseFuture::resolving(resolve, request, inner)
+        let resolver = Arc::clone(resolver);
+        let resolve = Box::pin(async move {
+            match via {
+                Via::Token => resolver.resolve_api_token(&secret).await,
+                Via::SessionHeader | Via::SessionCookie => resolver.resolve_session(&secret).await,
+            }
+        });
+        ResponseFuture::resolving(resolve, request, inner, self.layer.clone(), via)
+    }
+}
+
+/// Puts the principal in the request (and the audit draft).
+pub(super) fn accept<B>(request: &mut Request<B>, principal: Arc<Principal>) {
+    if let Some(draft) = request.extensions().get::<AuditDraft>() {
+        draft.set_principal(Arc::clone(&principal));
+    }
+    request.extensions_mut().insert(principal);
+}
+
+/// Why a resolved credential is still refused here.
+#[derive(Debug)]
+pub(super) enum NotAdmitted {
+    /// 401 with this reason.
+    Unauthorized(&'static str),
+    /// 403 with this reason (CSRF).
+    Forbidden(String),
+}
+
+impl NotAdmitted {
+    pub(super) fn response<B, ResBody>(&self, request: &Request<B>) -> Response<GatewayBody<ResBody>> {
+        match self {
+            NotAdmitted::Unauthorized(reason) => refuse(request, reason),
+            NotAdmitted::Forbidden(reason) => {
+                if let Some(draft) = request.extensions().get::<AuditDraft>() {
+                    draft.set_auth_failure(reason);
+                }
+                crate::body::refusal(StatusCode::FORBIDDEN, reason)
+            }
+        }
+    }
+}
+
+/// The checks that depend on how the credential came: a session in a header must be a CLI
+/// session (a browser's cookie secret is no API credential), a cookie must hold a web session,
+/// and a cookie-authenticated unsafe request must pass CSRF.
+pub(super) fn admit<B>(
+    principal: &Principal,
+    via: Via,
+    layer: &AuthenticateLayer,
+    request: &Request<B>,
+) -> Result<(), NotAdmitted> {
+    let session = match principal {
+        Principal::User(user) => user.session.as_ref(),
+        _ => None,
+    };
+    match (via, session) {
+        (Via::Token, _) => Ok(()),
+        (Via::SessionHeader, Some(session)) if session.kind == SessionKind::Cli => Ok(()),
+        (Via::SessionHeader, _) => Err(NotAdmitted::Unauthorized(
+            "a web session is accepted only as the browser's session cookie",
+        )),
+        (Via::SessionCookie, Some(session)) if session.kind == SessionKind::Web => {
+            let Some(csrf) = &layer.cookies else {
+                return Err(NotAdmitted::Unauthorized("session cookies are not accepted here"));
+            };
+            csrf.check(request.method(), request.headers(), &session.public_id.to_string())
+                .map_err(|refusal| NotAdmitted::Forbidden(refusal.to_string()))
+        }
+        (Via::SessionCookie, _) => Err(NotAdmitted::Unauthorized(
+            "the session cookie does not hold a browser session",
+        )),
     }
 }
 
