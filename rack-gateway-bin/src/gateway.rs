@@ -4,16 +4,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rack_gateway_core::identity::{IdentityResolver, NewUser, ResolverConfig};
+use rack_gateway_core::identity::{IdentityResolver, NewUser, ResolverConfig, SessionLimits};
 use rack_gateway_core::redact::SecretRules;
 use rack_gateway_core::store::{AuditStore, Store};
 use rack_gateway_layers::audit::{AuditConfig, AuditWriter, WriterConfig, WriterTask};
+use rack_gateway_layers::authn::CsrfGuard;
 use rack_gateway_layers::forward::{OriginPolicy, RackForward, RelayTracker};
 use rack_gateway_layers::redact::BufferBudget;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::ApiState;
+use crate::auth::OidcClient;
+use crate::signin::cookies::CookiePolicy;
+use crate::signin::secrets::{derive, LoginKey};
+use crate::signin::{DevLink, SignIn};
 use crate::audit::{record_operator_action, spawn_retention, RetentionConfig};
 use crate::config::ServeConfig;
 use crate::server::health::{Health, RackProbe};
@@ -34,12 +39,32 @@ pub struct Gateway {
     limits: ConnectionLimits,
     writer_task: WriterTask,
     anchors: Option<crate::anchors::AnchorHandle>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
-    /// Ensures bootstrap users, starts the identity cache, audit writer, rack probe, anchoring
-    /// and retention, and builds the stack.
+    /// Ensures bootstrap users, discovers the identity provider, starts the identity cache,
+    /// audit writer, rack probe, anchoring, retention and the session sweeper, and builds the
+    /// stacks.
     pub async fn build(config: &ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::assemble(config, store, None).await
+    }
+
+    /// As [`build`](Self::build), with the one-time dev sign-in link (`rack-gateway dev` only:
+    /// `serve` never has the route).
+    pub async fn build_dev(
+        config: &ServeConfig,
+        store: Arc<dyn Store>,
+        link: DevLink,
+    ) -> anyhow::Result<Self> {
+        Self::assemble(config, store, Some(link)).await
+    }
+
+    async fn assemble(
+        config: &ServeConfig,
+        store: Arc<dyn Store>,
+        dev_link: Option<DevLink>,
+    ) -> anyhow::Result<Self> {
         let keys = config.audit_keys();
         for (email, role) in &config.bootstrap_users {
             let name = email.split('@').next().unwrap_or_default().to_owned();
@@ -77,6 +102,15 @@ impl Gateway {
             .await
             .context("loading settings")?;
         let policy = settings.policy();
+        follow_session_settings(&settings, &resolver);
+        let provider = match &config.sign_in {
+            Some(sign_in) => Some(Arc::new(
+                OidcClient::discover(sign_in)
+                    .await
+                    .context("GOOGLE_OAUTH_BASE_URL: discovering the identity provider")?,
+            )),
+            None => None,
+        };
         let probe = RackProbe::spawn(forward.clone());
         let keyring = keys.keyring();
         let audit_store: Arc<dyn AuditStore> = store.clone();
@@ -113,6 +147,32 @@ impl Gateway {
         // One env policy, the settings, and one buffer budget for the proxy and the env API.
         let env_policy: Arc<dyn rack_gateway_layers::redact::EnvPolicy> = settings.clone();
         let budget = BufferBudget::default();
+        let app_secret = config.app_secret_key.expose();
+        let cookies = CookiePolicy {
+            secure: !config.dev_mode,
+        };
+        let csrf = CsrfGuard::new(
+            &derive(app_secret, "rack-gateway csrf v1"),
+            own_origins(config),
+        );
+        let mut sign_in = SignIn::new(
+            Arc::clone(&store),
+            Arc::clone(&resolver),
+            LoginKey::from_app_secret(app_secret),
+            cookies,
+        );
+        if let (Some(client), Some(sign_in_config)) = (provider, &config.sign_in) {
+            sign_in = sign_in.with_provider(client, sign_in_config.clone());
+        }
+        if let Some(link) = dev_link {
+            sign_in = sign_in.with_dev_link(link);
+        }
+        let sweeper = crate::signin::sweeper::spawn(
+            Arc::clone(&store),
+            Arc::clone(&resolver),
+            writer.clone(),
+            crate::signin::sweeper::SWEEP_INTERVAL,
+        );
         let api = ApiState {
             store: Arc::clone(&store),
             resolver: Arc::clone(&resolver),
@@ -125,6 +185,8 @@ impl Gateway {
             settings,
             audit: audit.clone(),
             budget: budget.clone(),
+            csrf,
+            cookies,
         };
         let health = Health::new(
             Arc::clone(&store),
@@ -133,6 +195,7 @@ impl Gateway {
             anchors.as_ref().map(|a| a.status_receiver()),
         );
         let relays = forward.relays().clone();
+        let sign_in = crate::signin::service(sign_in, writer.clone(), audit.clone());
         let dispatch = Dispatch::new(
             stack::proxy_stack(stack::StackParts {
                 resolver,
@@ -144,6 +207,7 @@ impl Gateway {
                 env_policy,
                 budget,
             }),
+            sign_in,
             crate::api::service(api, crate::api::api_table().context("the API route table")?),
             routes::router(health),
         );
@@ -158,6 +222,7 @@ impl Gateway {
             limits: ConnectionLimits::new(config.max_connections),
             writer_task,
             anchors,
+            sweeper,
         })
     }
 
@@ -175,8 +240,13 @@ impl Gateway {
             limits,
             writer_task,
             anchors,
+            sweeper,
         } = self;
-        listen::serve(listener, tls, dispatch, limits, shutdown).await?;
+        let served = listen::serve(listener, tls, dispatch, limits, shutdown).await;
+        // The sweeper holds an audit writer handle: it goes first, or the queue never drains.
+        sweeper.abort();
+        let _ = sweeper.await;
+        served?;
         // Websocket sessions outlive their requests: close them (a close frame to each side)
         // so that their records are written before the audit queue drains.
         let still_open = relays.close_all(RELAY_CLOSE_TIMEOUT).await;
@@ -200,6 +270,42 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// Holds sessions to the session settings, now and whenever they change (on any instance).
+fn follow_session_settings(settings: &SettingsCache, resolver: &Arc<IdentityResolver>) {
+    let mut changes = settings.subscribe();
+    resolver.set_session_limits(SessionLimits::from_settings(&changes.borrow_and_update()));
+    let resolver = Arc::downgrade(resolver);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let Some(resolver) = resolver.upgrade() else {
+                return;
+            };
+            let limits = SessionLimits::from_settings(&changes.borrow_and_update());
+            resolver.set_session_limits(limits);
+        }
+    });
+}
+
+/// The origins of the gateway's own pages, which cookie-authenticated unsafe requests must come
+/// from: `https://DOMAIN` (and `http://` in DEV_MODE), and in DEV_MODE the loopback names of
+/// the listening port.
+fn own_origins(config: &ServeConfig) -> Vec<String> {
+    let mut origins = Vec::new();
+    if let Some(domain) = &config.domain {
+        origins.push(format!("https://{domain}"));
+        if config.dev_mode {
+            origins.push(format!("http://{domain}"));
+        }
+    }
+    if config.dev_mode {
+        let port = config.listen.port();
+        for host in ["localhost", "127.0.0.1", "[::1]"] {
+            origins.push(format!("http://{host}:{port}"));
+        }
+    }
+    origins
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

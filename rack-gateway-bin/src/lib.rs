@@ -21,3 +21,4 @@ pub mod logging;
 pub mod mock_rack;
 pub mod server;
 pub mod settings;
+pub mod signin;

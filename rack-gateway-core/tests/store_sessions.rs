@@ -653,7 +653,10 @@ async fn cli_logins_hand_out_their_outcome_once(store: Arc<dyn Store>, _: Opener
     );
     assert_eq!(
         store.take_cli_login(&hash, now).await.unwrap(),
-        CliLoginPoll::SignedIn(ann.id)
+        CliLoginPoll::SignedIn {
+            user_id: ann.id,
+            device_name: Some("laptop".to_owned())
+        }
     );
     assert_eq!(
         store.take_cli_login(&hash, now).await.unwrap(),
@@ -740,7 +743,13 @@ async fn racing_pollers_take_an_outcome_once(store: Arc<dyn Store>, opener: Open
         outcomes.sort_by_key(|outcome| format!("{outcome:?}"));
         assert_eq!(
             outcomes,
-            [CliLoginPoll::SignedIn(ann.id), CliLoginPoll::Unknown]
+            [
+                CliLoginPoll::SignedIn {
+                    user_id: ann.id,
+                    device_name: Some("laptop".to_owned())
+                },
+                CliLoginPoll::Unknown
+            ]
         );
     }
 }

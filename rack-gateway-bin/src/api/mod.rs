@@ -1,9 +1,10 @@
-//! The admin JSON API under `/api/v1` (audit, settings and app env endpoints now; users and
-//! tokens later).
+//! The admin JSON API under `/api/v1`: audit, settings, app env, the signed-in principal
+//! (`/me`) and sessions (users and tokens later).
 //!
 //! The API sits behind the same layers as the rack proxy, outermost first: audit (every call
 //! leaves a record, refused, failed or abandoned), rescue, authenticate (`Authorization: Bearer
-//! <token>` or Basic), and authorize against the API's own route table ([`routes`]), which
+//! <token>` or Basic with an API token or CLI session token, or a browser's `session_token`
+//! cookie, which must bring its CSRF token on unsafe methods), and authorize against the API's own route table ([`routes`]), which
 //! gives each endpoint its permission and audit action. Refusals are JSON `{"error": reason}`.
 //! Handlers add what only they know (see [`Caller`]).
 
@@ -11,14 +12,16 @@ mod audit;
 mod caller;
 mod env;
 mod error;
+mod me;
 pub mod routes;
+mod sessions;
 mod settings;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -28,7 +31,7 @@ use rack_gateway_core::redact::SecretRules;
 use rack_gateway_core::routes::RouteTable;
 use rack_gateway_core::store::Store;
 use rack_gateway_layers::audit::{AuditConfig, AuditLayer, AuditWriter};
-use rack_gateway_layers::authn::AuthenticateLayer;
+use rack_gateway_layers::authn::{AuthenticateLayer, CsrfGuard};
 use rack_gateway_layers::authz::AuthorizeLayer;
 use rack_gateway_layers::body::{self, Body, GatewayReason};
 use rack_gateway_layers::forward::RackForward;
@@ -69,6 +72,10 @@ pub struct ApiState {
     pub audit: AuditConfig,
     /// The bound on env bytes buffered, shared with the proxy's redaction layer.
     pub budget: BufferBudget,
+    /// Issues and checks the CSRF tokens of browser sessions.
+    pub csrf: CsrfGuard,
+    /// How the session cookie is set and cleared.
+    pub cookies: crate::signin::cookies::CookiePolicy,
 }
 
 /// The API as one service: the layers, then the handlers.
@@ -86,7 +93,9 @@ where
         state.writer.clone(),
         state.audit.clone().with_prefix("").without_query(),
     );
-    let authenticate = AuthenticateLayer::new(Arc::clone(&state.resolver));
+    // The browser's session cookie is accepted here (never on the rack proxy), with CSRF checks.
+    let authenticate =
+        AuthenticateLayer::new(Arc::clone(&state.resolver)).with_session_cookie(state.csrf.clone());
     let handlers = router(state);
     let service = ServiceBuilder::new()
         // One box, at the edge, for the one body type the server writes.
@@ -113,7 +122,7 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An error status that tower-http or axum made (413, 504, …) carries no reason of the
 /// gateway's: give it its status text, so that the audit record says why.
-fn with_reason<B>(mut response: Response<B>) -> Response<B> {
+pub(crate) fn with_reason<B>(mut response: Response<B>) -> Response<B> {
     let status = response.status();
     if (status.is_client_error() || status.is_server_error())
         && GatewayReason::of(&response).is_none()
@@ -161,5 +170,18 @@ fn router(state: ApiState) -> Router {
             put(settings::put_app).delete(settings::delete_app),
         )
         .route("/api/v1/apps/{app}/env", get(env::read).put(env::update))
+        .route("/api/v1/me", get(me::show))
+        .route("/api/v1/auth/web/logout", post(sessions::logout))
+        .route("/api/v1/sessions", get(sessions::list_mine))
+        .route("/api/v1/sessions/{id}", delete(sessions::revoke_mine))
+        .route("/api/v1/users/{email}/sessions", get(sessions::list_for_user))
+        .route(
+            "/api/v1/users/{email}/sessions/revoke_all",
+            post(sessions::revoke_all_for_user),
+        )
+        .route(
+            "/api/v1/users/{email}/sessions/{id}/revoke",
+            post(sessions::revoke_for_user),
+        )
         .with_state(state)
 }

@@ -52,7 +52,9 @@ mod tests {
                 .pattern
                 .replace("{group}", "allow-destructive-actions")
                 .replace("{app}", "web")
-                .replace("{segment}", "protected-env-vars");
+                .replace("{segment}", "protected-env-vars")
+                .replace("{email}", "ann@example.com")
+                .replace("{id}", "0b9f6b4e-54f1-4f65-a0e3-0d2e8f0e8f4e");
             let method = route.method.as_str();
             let verdict = explain_in(
                 &table,

@@ -2,7 +2,8 @@
 //!
 //! It uses the embedded store in `./.rack-gateway-dev/`, starts a mock rack in-process on a
 //! free loopback port, makes an admin and a viewer user, replaces their `dev-admin` and
-//! `dev-viewer` tokens with fresh ones, and prints everything needed to try it.
+//! `dev-viewer` tokens with fresh ones, makes a one-time sign-in link that opens a browser
+//! session for the admin (no identity provider needed), and prints everything needed to try it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::config::{AuditKeys, DevSecrets, RackConfig, Secret, ServeConfig, Stor
 use crate::failure::Failure;
 use crate::gateway::{shutdown_signal, Gateway};
 use crate::mock_rack::MockRack;
+use crate::signin::DevLink;
 
 const DEV_USERS: [(&str, &str, Role); 2] = [
     ("admin@dev.local", "dev-admin", Role::Admin),
@@ -58,11 +60,13 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         &secrets,
     )?;
     let tokens = issue_dev_tokens(store.as_ref(), &config.audit_keys()).await?;
-    let gateway = Gateway::build(&config, store).await?;
+    // The web UI is not served yet: the link lands on the signed-in principal.
+    let (link, link_path) = DevLink::new(DEV_USERS[0].0, "/api/v1/me");
+    let gateway = Gateway::build_dev(&config, store, link).await?;
     let listener = crate::server::listen::bind(args.listen)
         .with_context(|| format!("binding {} (choose another with --listen)", args.listen))?;
     let address = listener.local_addr().context("gateway address")?;
-    print_banner(address, rack_address, &args, &tokens);
+    print_banner(address, rack_address, &args, &tokens, &link_path);
     gateway
         .serve(listener, shutdown_signal())
         .await
@@ -185,7 +189,13 @@ async fn issue_dev_tokens(
     Ok(issued)
 }
 
-fn print_banner(address: SocketAddr, rack: SocketAddr, args: &DevArgs, tokens: &[(Role, String)]) {
+fn print_banner(
+    address: SocketAddr,
+    rack: SocketAddr,
+    args: &DevArgs,
+    tokens: &[(Role, String)],
+    link_path: &str,
+) {
     let token_for = |wanted: Role| {
         tokens
             .iter()
@@ -202,6 +212,7 @@ fn print_banner(address: SocketAddr, rack: SocketAddr, args: &DevArgs, tokens: &
     println!("  rack proxy:   http://{address}/api/v1/rack-proxy  (mock rack on http://{rack})");
     println!("  admin token:  {admin}");
     println!("  viewer token: {}", token_for(Role::Viewer));
+    println!("  sign in:      http://{address}{link_path}  (admin, one use)");
     println!("try:");
     println!("  curl -u convox:{admin} http://{address}/api/v1/rack-proxy/apps");
     println!("  RACK_URL=http://convox:{admin}@{address}/api/v1/rack-proxy convox apps");

@@ -31,17 +31,24 @@ pub const PROXY_PREFIX: &str = "/api/v1/rack-proxy";
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+type SignInService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// The top-level service, built once: proxy paths to the proxy stack, `/api/v1` to the API
-/// stack (both audited), health and the rest to the router.
+/// The top-level service, built once: proxy paths to the proxy stack, the sign-in endpoints to
+/// theirs, the rest of `/api/v1` to the API stack (all three audited), health and the rest to
+/// the router.
 #[derive(Clone)]
 pub struct Dispatch {
     service: BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>,
 }
 
 impl Dispatch {
-    /// Wraps the three in request ids, security headers and the access log.
-    pub fn new(proxy: ProxyService, api: ApiService<Incoming>, router: axum::Router) -> Self {
+    /// Wraps the four in request ids, security headers and the access log.
+    pub fn new(
+        proxy: ProxyService,
+        sign_in: SignInService,
+        api: ApiService<Incoming>,
+        router: axum::Router,
+    ) -> Self {
         let service = ServiceBuilder::new()
             .map_response(|response: Response<_>| response.map(rack_gateway_layers::body::boxed))
             .map_request(drop_unusable_request_id)
@@ -66,7 +73,12 @@ impl Dispatch {
                     .on_response(access_line)
                     .on_failure(()),
             )
-            .service(ByPath { proxy, api, router });
+            .service(ByPath {
+                proxy,
+                sign_in,
+                api,
+                router,
+            });
         Dispatch {
             service: BoxCloneSyncService::new(service),
         }
@@ -133,6 +145,7 @@ fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
 /// Where a request goes.
 enum Destination {
     Proxy,
+    SignIn,
     Api,
     Router,
 }
@@ -146,6 +159,8 @@ fn destination(path: &str) -> Destination {
         Destination::Proxy
     } else if path == HEALTH || path == READY {
         Destination::Router
+    } else if crate::signin::serves(path) {
+        Destination::SignIn
     } else if under(API_PREFIX) {
         Destination::Api
     } else {
@@ -157,6 +172,7 @@ fn destination(path: &str) -> Destination {
 #[derive(Clone)]
 struct ByPath {
     proxy: ProxyService,
+    sign_in: SignInService,
     api: ApiService<Incoming>,
     router: axum::Router,
 }
@@ -173,6 +189,7 @@ impl Service<Request<Incoming>> for ByPath {
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         match destination(request.uri().path()) {
             Destination::Proxy => Box::pin(self.proxy.clone().oneshot(request)),
+            Destination::SignIn => Box::pin(self.sign_in.clone().oneshot(request)),
             Destination::Api => Box::pin(self.api.clone().oneshot(request)),
             Destination::Router => {
                 let router = self.router.clone();
@@ -204,6 +221,11 @@ mod tests {
         assert!(!api("/api/v1/health"));
         assert!(!api("/api/v1/health/ready"));
         assert!(!api("/api/v10/x"));
+        let sign_in = |path| matches!(destination(path), Destination::SignIn);
+        assert!(sign_in("/api/v1/auth/web/callback"));
+        assert!(sign_in("/api/v1/auth/cli/start"));
+        // Signing out needs the session: the authenticated API serves it.
+        assert!(api("/api/v1/auth/web/logout"));
         assert!(matches!(destination("/"), Destination::Router));
     }
 

@@ -147,7 +147,12 @@ pub enum CliLoginPoll {
     /// The browser has not finished yet.
     Pending,
     /// This user signed in; handed out once (the state is gone afterwards).
-    SignedIn(i64),
+    SignedIn {
+        /// Who signed in.
+        user_id: i64,
+        /// The device name the CLI sent when it started.
+        device_name: Option<String>,
+    },
     /// The sign-in was refused for this reason; handed out once.
     Refused(String),
     /// The sign-in outlived its lifetime without a result being taken.

@@ -108,6 +108,10 @@ const ADMIN_ONLY: &[&str] = &[
     "convox:rack:update",
     "convox:secret:read",
     "convox:secret:set",
+    "gateway:user:create",
+    "gateway:user:delete",
+    "gateway:user:read",
+    "gateway:user:update",
 ];
 
 static CONVOX: LazyLock<RoleSet> = LazyLock::new(|| {

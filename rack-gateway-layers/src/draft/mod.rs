@@ -162,6 +162,12 @@ impl AuditDraft {
         self.facts().annotations.derived.push(event);
     }
 
+    /// The client's address as the audit layer settled it (the peer, or the forwarded client
+    /// of a trusted proxy).
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.facts().meta.client_ip.as_deref()?.parse().ok()
+    }
+
     /// The durable intent's seq, once it is written.
     pub fn intent_seq(&self) -> Option<u64> {
         match self.facts().intent {

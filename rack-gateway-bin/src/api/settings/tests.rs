@@ -92,6 +92,8 @@ async fn fixture(env: &[(&str, &str)]) -> Fixture {
         settings: Arc::clone(&settings),
         audit: rack_gateway_layers::audit::AuditConfig::new(""),
         budget: rack_gateway_layers::redact::BufferBudget::default(),
+        csrf: rack_gateway_layers::authn::CsrfGuard::new(b"test csrf key", ["https://gw.test"]),
+        cookies: crate::signin::cookies::CookiePolicy { secure: true },
     };
     Fixture {
         router: super::super::service(state, super::super::api_table().unwrap()),

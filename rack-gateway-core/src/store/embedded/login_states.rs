@@ -137,20 +137,25 @@ impl EmbeddedStore {
         let hex = state_hash.to_hex();
         self.call(move |conn| {
             let at = micros(at);
-            let taken: Option<(Option<i64>, Option<String>)> = conn
+            let taken: Option<(Option<i64>, Option<String>, Option<String>)> = conn
                 .query_row(
                     "DELETE FROM login_states WHERE state_hash = ?1 AND kind = 'cli' \
                      AND expires_at > ?2 AND (user_id IS NOT NULL OR error IS NOT NULL) \
-                     RETURNING user_id, error",
+                     RETURNING user_id, error, device_name",
                     params![hex, at],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()
                 .map_err(db)?;
             match taken {
-                Some((Some(user_id), _)) => return Ok(CliLoginPoll::SignedIn(user_id)),
-                Some((None, Some(error))) => return Ok(CliLoginPoll::Refused(error)),
-                Some((None, None)) => {
+                Some((Some(user_id), _, device_name)) => {
+                    return Ok(CliLoginPoll::SignedIn {
+                        user_id,
+                        device_name,
+                    })
+                }
+                Some((None, Some(error), _)) => return Ok(CliLoginPoll::Refused(error)),
+                Some((None, None, _)) => {
                     return Err(StoreError::Corrupt(
                         "CLI sign-in taken without an outcome".into(),
                     ))

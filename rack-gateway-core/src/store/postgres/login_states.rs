@@ -116,13 +116,17 @@ impl PostgresStore {
         let hex = state_hash.to_hex();
         let sql = "DELETE FROM login_states WHERE state_hash = $1 AND kind = 'cli' \
                    AND expires_at > $2 AND (user_id IS NOT NULL OR error IS NOT NULL) \
-                   RETURNING user_id, error";
+                   RETURNING user_id, error, device_name";
         let rows = self.query(sql, &[&hex, &at], "").await?;
         if let Some(taken) = rows.first() {
             let user_id: Option<i64> = get(taken, "user_id")?;
             let error: Option<String> = get(taken, "error")?;
+            let device_name: Option<String> = get(taken, "device_name")?;
             return match (user_id, error) {
-                (Some(user_id), _) => Ok(CliLoginPoll::SignedIn(user_id)),
+                (Some(user_id), _) => Ok(CliLoginPoll::SignedIn {
+                    user_id,
+                    device_name,
+                }),
                 (None, Some(error)) => Ok(CliLoginPoll::Refused(error)),
                 (None, None) => Err(StoreError::Corrupt(
                     "CLI sign-in taken without an outcome".into(),
