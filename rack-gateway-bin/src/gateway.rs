@@ -15,16 +15,16 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::ApiState;
-use crate::auth::OidcClient;
-use crate::signin::cookies::CookiePolicy;
-use crate::signin::secrets::{derive, LoginKey};
-use crate::signin::{DevLink, SignIn};
 use crate::audit::{record_operator_action, spawn_retention, RetentionConfig};
+use crate::auth::OidcClient;
 use crate::config::ServeConfig;
 use crate::server::health::{Health, RackProbe};
 use crate::server::listen::ConnectionLimits;
 use crate::server::{listen, routes, stack, Dispatch};
 use crate::settings::SettingsCache;
+use crate::signin::cookies::CookiePolicy;
+use crate::signin::secrets::{derive, LoginKey};
+use crate::signin::{DevLink, SignIn};
 
 /// How long shutdown waits for websocket relays to close.
 const RELAY_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,11 +104,11 @@ impl Gateway {
         let policy = settings.policy();
         follow_session_settings(&settings, &resolver);
         let provider = match &config.sign_in {
-            Some(sign_in) => Some(Arc::new(
-                OidcClient::discover(sign_in)
-                    .await
-                    .context("GOOGLE_OAUTH_BASE_URL: discovering the identity provider")?,
-            )),
+            Some(sign_in) => {
+                Some(Arc::new(OidcClient::discover(sign_in).await.context(
+                    "GOOGLE_OAUTH_BASE_URL: discovering the identity provider",
+                )?))
+            }
             None => None,
         };
         let probe = RackProbe::spawn(forward.clone());

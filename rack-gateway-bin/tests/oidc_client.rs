@@ -5,21 +5,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::response::Response;
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use url::Url;
 
 use common::oidc::OidcProvider;
+use common::oidc_tap::ProviderTap;
 use rack_gateway_bin::auth::{
     pkce, AuthorizationRequest, OidcClient, OidcError, SignInRefusal, VerifiedIdentity,
     JWKS_REFETCH_INTERVAL,
@@ -515,106 +508,4 @@ async fn discovery_refuses_a_wrong_issuer_at_once() {
         "a 404 is not retried for 20 s: {:?}",
         started.elapsed()
     );
-}
-
-/// A stand-in between the client and the provider: forwards every request unchanged (the Host
-/// header too, so the provider names the tap's address as its issuer), records the
-/// `code_verifier` of each token request and when the keys are fetched, and can spoil the
-/// signature of the ID token in token responses.
-struct ProviderTap {
-    url: String,
-    seen: Arc<Seen>,
-}
-
-#[derive(Default)]
-struct Seen {
-    verifiers: Mutex<Vec<String>>,
-    jwks_fetches: Mutex<Vec<Instant>>,
-}
-
-struct Tap {
-    upstream: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    spoil_signature: bool,
-    seen: Arc<Seen>,
-}
-
-impl ProviderTap {
-    async fn start(provider: &OidcProvider, spoil_signature: bool) -> ProviderTap {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let seen = Arc::new(Seen::default());
-        let tap = Arc::new(Tap {
-            upstream: provider.base_url.clone(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            spoil_signature,
-            seen: Arc::clone(&seen),
-        });
-        let app = axum::Router::new().fallback(forward).with_state(tap);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        ProviderTap { url, seen }
-    }
-
-    fn verifiers(&self) -> Vec<String> {
-        self.seen.verifiers.lock().expect("lock").clone()
-    }
-
-    fn jwks_fetches(&self) -> Vec<Instant> {
-        self.seen.jwks_fetches.lock().expect("lock").clone()
-    }
-}
-
-async fn forward(State(tap): State<Arc<Tap>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = body.collect().await.expect("request body").to_bytes();
-    let path = parts.uri.path().to_owned();
-    if path == "/oauth2/token" {
-        let verifiers = form_urlencoded::parse(&body)
-            .filter(|(name, _)| name == "code_verifier")
-            .map(|(_, value)| value.into_owned());
-        tap.seen.verifiers.lock().expect("lock").extend(verifiers);
-    }
-    if path == "/jwks" {
-        tap.seen
-            .jwks_fetches
-            .lock()
-            .expect("lock")
-            .push(Instant::now());
-    }
-    let target = format!(
-        "{}{}",
-        tap.upstream,
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
-    let mut upstream = http::Request::builder().method(parts.method).uri(target);
-    for (name, value) in &parts.headers {
-        upstream = upstream.header(name, value);
-    }
-    let response = tap
-        .client
-        .request(upstream.body(Full::new(body)).expect("request"))
-        .await
-        .expect("provider answers");
-    let (mut parts, body) = response.into_parts();
-    let mut body = body.collect().await.expect("response body").to_bytes();
-    if tap.spoil_signature && path == "/oauth2/token" && parts.status.is_success() {
-        let mut answer: Value = serde_json::from_slice(&body).expect("token JSON");
-        let id_token = answer["id_token"].as_str().expect("an id_token").to_owned();
-        answer["id_token"] = Value::String(spoil_signature(&id_token));
-        body = Bytes::from(serde_json::to_vec(&answer).expect("JSON"));
-    }
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    parts.headers.remove(http::header::TRANSFER_ENCODING);
-    Response::from_parts(parts, axum::body::Body::from(body))
-}
-
-/// The same token with one character of its signature changed (in the middle, so the
-/// base64url stays canonical and only the signature check can notice).
-fn spoil_signature(jwt: &str) -> String {
-    let (signed, signature) = jwt.rsplit_once('.').expect("a JWS");
-    let mut signature: Vec<char> = signature.chars().collect();
-    signature[10] = if signature[10] == 'A' { 'B' } else { 'A' };
-    format!("{signed}.{}", signature.into_iter().collect::<String>())
 }

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use rack_gateway_core::identity::{
     ApiToken, ApiTokenSecret, IdentityResolver, IdentitySource, NewSession, NewUser, Principal,
-    ResolveError, ResolverConfig, Session, SessionKind, SessionLimits, SessionSecret, TokenHash,
-    User, UserPrincipal,
+    ResolveError, ResolverConfig, Session, SessionEnd, SessionKind, SessionLimits, SessionSecret,
+    TokenHash, User, UserPrincipal,
 };
 use rack_gateway_core::rbac::Role;
 use rack_gateway_core::store::{IdentityWatch, Store, StoreError};
@@ -277,7 +277,8 @@ async fn idle_sessions_are_refused_and_ended(store: Arc<dyn Store>, _: Opener) {
         web_idle: Duration::from_secs(1),
         ..SessionLimits::default()
     });
-    let (_, secret, session) = signed_in(&store, SessionKind::Web).await;
+    let (user, secret, session) = signed_in(&store, SessionKind::Web).await;
+    let mut announced = resolver.ended_sessions();
     assert!(resolver.resolve_session(secret.expose()).await.is_ok());
     sleep(Duration::from_millis(1300)).await;
     assert!(resolver.cached_session(secret.expose()).is_none());
@@ -285,6 +286,20 @@ async fn idle_sessions_are_refused_and_ended(store: Arc<dyn Store>, _: Opener) {
     assert_eq!(outcome(&refused), "session expired");
     let ended = ended_with(&store, &session, "expired (idle)").await;
     assert!(ended.revoked_at.is_some());
+    // The ending is announced once, for the audit trail.
+    let heard = tokio::time::timeout(Duration::from_secs(2), announced.recv())
+        .await
+        .expect("announced")
+        .expect("open");
+    assert_eq!(
+        (heard.public_id, heard.user_id, heard.kind, heard.end),
+        (
+            session.public_id,
+            user.id,
+            SessionKind::Web,
+            SessionEnd::Idle
+        )
+    );
     // Once the ending is heard of, the store's answer says the same.
     sleep(Duration::from_millis(500)).await;
     let refused = resolver.resolve_session(secret.expose()).await;

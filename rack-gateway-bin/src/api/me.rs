@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use super::{ApiError, ApiState, Caller};
 
 /// The signed-in principal: email, name, roles, permissions, and the session's kind and expiry.
-pub(super) async fn show(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(match caller.principal.as_ref() {
         Principal::User(user) => {
             let mut permissions: Vec<&str> = user

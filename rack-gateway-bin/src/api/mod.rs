@@ -174,7 +174,10 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/web/logout", post(sessions::logout))
         .route("/api/v1/sessions", get(sessions::list_mine))
         .route("/api/v1/sessions/{id}", delete(sessions::revoke_mine))
-        .route("/api/v1/users/{email}/sessions", get(sessions::list_for_user))
+        .route(
+            "/api/v1/users/{email}/sessions",
+            get(sessions::list_for_user),
+        )
         .route(
             "/api/v1/users/{email}/sessions/revoke_all",
             post(sessions::revoke_all_for_user),

@@ -50,7 +50,10 @@ async fn list_of(state: &ApiState, user_id: i64, current: Option<Uuid>) -> Resul
         .map_err(|e| ApiError::unavailable("the session store", &e))?;
     let limits = state.resolver.session_limits();
     Ok(Value::Array(
-        sessions.iter().map(|s| listed(s, &limits, current)).collect(),
+        sessions
+            .iter()
+            .map(|s| listed(s, &limits, current))
+            .collect(),
     ))
 }
 
@@ -61,7 +64,9 @@ pub(super) async fn list_mine(
 ) -> Result<Json<Value>, ApiError> {
     let user = user_of(&caller)?;
     let current = user.session.as_ref().map(|s| s.public_id);
-    Ok(Json(json!({ "sessions": list_of(&state, user.id, current).await? })))
+    Ok(Json(
+        json!({ "sessions": list_of(&state, user.id, current).await? }),
+    ))
 }
 
 /// `DELETE /api/v1/sessions/{id}`: ends one of the caller's sessions.
@@ -79,7 +84,10 @@ pub(super) async fn revoke_mine(
 }
 
 /// `POST /api/v1/auth/web/logout`: ends the caller's own session and clears the cookie.
-pub(super) async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+pub(super) async fn logout(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     let user = user_of(&caller)?;
     let Some(session) = &user.session else {
         return Err(ApiError::bad_request("not signed in with a session"));
@@ -122,7 +130,12 @@ pub(super) async fn revoke_for_user(
     let id = session_id(&id)?;
     caller.resource(format!("session/{id}"));
     let session = owned_session(&state, user.id, id).await?;
-    end(&state, &session, &format!("revoked by {}", caller.principal.label())).await?;
+    end(
+        &state,
+        &session,
+        &format!("revoked by {}", caller.principal.label()),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,7 +189,10 @@ async fn owned_session(state: &ApiState, user_id: i64, id: Uuid) -> Result<Sessi
 
 async fn end(state: &ApiState, session: &Session, reason: &str) -> Result<(), ApiError> {
     if session.revoked_at.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "the session has already ended"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the session has already ended",
+        ));
     }
     state
         .store

@@ -263,12 +263,10 @@ async fn collect(
         CliLoginPoll::Refused(reason) => {
             return Err(Refused::page(StatusCode::FORBIDDEN, reason));
         }
-        CliLoginPoll::Expired => {
-            return Err(Refused::page(
-                StatusCode::BAD_REQUEST,
-                "this sign-in expired (it must finish within 10 minutes); run rack-gateway login again",
-            ))
-        }
+        CliLoginPoll::Expired => return Err(Refused::page(
+            StatusCode::BAD_REQUEST,
+            "this sign-in expired (it must finish within 10 minutes); run rack-gateway login again",
+        )),
         CliLoginPoll::Unknown => {
             return Err(Refused::page(
                 StatusCode::BAD_REQUEST,
@@ -276,13 +274,26 @@ async fn collect(
             ))
         }
     };
-    let opened =
-        session::open(sign_in, draft, headers, user_id, SessionKind::Cli, device_name).await?;
+    let opened = session::open(
+        sign_in,
+        draft,
+        headers,
+        user_id,
+        SessionKind::Cli,
+        device_name,
+    )
+    .await?;
     let Principal::User(principal) = opened.principal.as_ref() else {
-        return Err(Refused::page(StatusCode::INTERNAL_SERVER_ERROR, "not a user session"));
+        return Err(Refused::page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not a user session",
+        ));
     };
     let Some(session) = &principal.session else {
-        return Err(Refused::page(StatusCode::INTERNAL_SERVER_ERROR, "not a user session"));
+        return Err(Refused::page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not a user session",
+        ));
     };
     draft.set_reason("signed in");
     Ok(Some(Completed {
@@ -340,7 +351,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         let body = Bytes::from_static(br#"{"device_name":"laptop"}"#);
         assert!(json_body::<StartRequest>(&headers, &body).is_err());
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         let parsed: StartRequest = json_body(&headers, &body).unwrap();
         assert_eq!(parsed.device_name.as_deref(), Some("laptop"));
         let extra = Bytes::from_static(br#"{"device_name":"x","admin":true}"#);

@@ -63,7 +63,8 @@ impl CookiePolicy {
             text.to_owned()
         };
         // Names and values are ours: base64url secrets and fixed attributes.
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        HeaderValue::from_str(&text)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 }
 

@@ -31,7 +31,9 @@ pub struct DevLink {
 
 impl std::fmt::Debug for DevLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevLink").field("email", &self.email).finish_non_exhaustive()
+        f.debug_struct("DevLink")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
     }
 }
 

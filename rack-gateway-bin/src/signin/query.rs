@@ -34,7 +34,11 @@ mod tests {
 
     #[test]
     fn duplicates_are_refused_and_the_rest_decoded() {
-        let found = params(Some("state=a%2Fb&code=c&other=1&other=2"), &["state", "code"]).unwrap();
+        let found = params(
+            Some("state=a%2Fb&code=c&other=1&other=2"),
+            &["state", "code"],
+        )
+        .unwrap();
         assert_eq!(found["state"], "a/b");
         assert_eq!(found["code"], "c");
         let twice = params(Some("state=a&state=b"), &["state"]).unwrap_err();

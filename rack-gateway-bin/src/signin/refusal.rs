@@ -81,9 +81,7 @@ impl IntoResponse for Refused {
         if let Some(cookie) = self.set_cookie {
             headers.append(header::SET_COOKIE, cookie);
         }
-        response
-            .extensions_mut()
-            .insert(GatewayReason(self.reason));
+        response.extensions_mut().insert(GatewayReason(self.reason));
         response
     }
 }

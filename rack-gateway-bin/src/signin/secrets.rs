@@ -16,8 +16,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand::RngCore as _;
 use rack_gateway_core::identity::TokenHash;
+use rand::RngCore as _;
 use ring::hmac;
 use subtle::ConstantTimeEq as _;
 
@@ -52,7 +52,10 @@ impl LoginKey {
     /// unrelated to the other keys taken from the same secret).
     pub fn from_app_secret(app_secret: &[u8]) -> Self {
         LoginKey {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &derive(app_secret, "rack-gateway sign-in v1")),
+            key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &derive(app_secret, "rack-gateway sign-in v1"),
+            ),
         }
     }
 
@@ -129,13 +132,18 @@ mod tests {
         let login = key.start();
         assert_eq!(login.state().len(), 43);
         assert_eq!(login.verifier().len(), 43);
-        assert!(login.verifier().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(login
+            .verifier()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         let again = key.for_state(login.state());
         assert!(again.verifier_matches(login.verifier()));
         assert_eq!(again.nonce(), login.nonce());
         assert_ne!(login.nonce(), login.verifier());
         let other_key = LoginKey::from_app_secret(b"another secret, 32 bytes long!!!");
-        assert!(!other_key.for_state(login.state()).verifier_matches(login.verifier()));
+        assert!(!other_key
+            .for_state(login.state())
+            .verifier_matches(login.verifier()));
         assert_ne!(key.start().state(), login.state());
         assert_ne!(derive(b"k", "a"), derive(b"k", "b"));
     }

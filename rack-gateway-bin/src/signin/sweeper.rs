@@ -1,20 +1,24 @@
 //! Ends sessions past their limits and forgets old sign-ins, in the background.
 //!
 //! A session past its limit is refused on its next use whether or not the sweeper has run (the
-//! resolver checks the limits on every request); the sweeper makes the end visible: the session
-//! is marked ended and a `session.expire` record says when and why. Each session is ended by
-//! one atomic update, so several instances sweeping at once record each expiry once.
+//! resolver checks the limits on every request, and ends the session it finds expired); the
+//! sweeper makes every end visible: sessions nobody used since their limit are ended here, and
+//! each expiry, found here or by the resolver, gets a `session.expire` record saying when and
+//! why. Each session is ended by one atomic update, and only the instance whose update ended it
+//! records it, so several instances record each expiry once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use rack_gateway_core::audit::AuditEvent;
-use rack_gateway_core::identity::{IdentityResolver, Session};
+use rack_gateway_core::identity::{IdentityResolver, SessionKind};
 use rack_gateway_core::store::Store;
 use rack_gateway_layers::audit::AuditWriter;
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 /// How often sessions are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -27,12 +31,30 @@ pub fn spawn(
     writer: AuditWriter,
     interval: Duration,
 ) -> JoinHandle<()> {
+    let mut announced = resolver.ended_sessions();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            sweep_once(store.as_ref(), &resolver, &writer).await;
+            tokio::select! {
+                _ = ticks.tick() => sweep_once(store.as_ref(), &resolver, &writer).await,
+                heard = announced.recv() => match heard {
+                    Ok(ended) => {
+                        let event = expiry_event(
+                            ended.public_id,
+                            ended.user_id,
+                            ended.kind,
+                            ended.end.reason(),
+                            json!({}),
+                        );
+                        record(&writer, event).await;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::error!(missed, "session.expire records missed: too many at once");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
         }
     })
 }
@@ -43,9 +65,18 @@ pub async fn sweep_once(store: &dyn Store, resolver: &IdentityResolver, writer: 
     match store.expire_sessions(&resolver.session_limits(), now).await {
         Ok(ended) => {
             for session in ended {
-                if writer.record(expiry_event(&session)).await.is_err() {
-                    tracing::error!("the audit queue refused a session.expire record");
-                }
+                let reason = session.revoked_reason.as_deref().unwrap_or("expired");
+                let event = expiry_event(
+                    session.public_id,
+                    session.user_id,
+                    session.kind,
+                    reason,
+                    json!({
+                        "created_at": session.created_at,
+                        "last_seen_at": session.last_seen_at,
+                    }),
+                );
+                record(writer, event).await;
             }
         }
         Err(error) => tracing::warn!(%error, "sweeping expired sessions failed; retrying later"),
@@ -55,19 +86,23 @@ pub async fn sweep_once(store: &dyn Store, resolver: &IdentityResolver, writer: 
     }
 }
 
-fn expiry_event(session: &Session) -> AuditEvent {
-    let reason = session
-        .revoked_reason
-        .clone()
-        .unwrap_or_else(|| "expired".to_owned());
-    let mut event = AuditEvent::system("session.expire", &reason);
-    event.resource = Some(format!("session/{}", session.public_id));
-    event.details = json!({
-        "user_id": session.user_id,
-        "session_kind": session.kind.as_str(),
-        "created_at": session.created_at,
-        "last_seen_at": session.last_seen_at,
-    })
-    .to_string();
+async fn record(writer: &AuditWriter, event: AuditEvent) {
+    if writer.record(event).await.is_err() {
+        tracing::error!("the audit queue refused a session.expire record");
+    }
+}
+
+fn expiry_event(
+    public_id: Uuid,
+    user_id: i64,
+    kind: SessionKind,
+    reason: &str,
+    mut details: Value,
+) -> AuditEvent {
+    let mut event = AuditEvent::system("session.expire", reason);
+    event.resource = Some(format!("session/{public_id}"));
+    details["user_id"] = json!(user_id);
+    details["session_kind"] = json!(kind.as_str());
+    event.details = details.to_string();
     event
 }

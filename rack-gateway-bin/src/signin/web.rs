@@ -18,8 +18,8 @@ use super::refusal::Refused;
 use super::return_to::local_path;
 use super::secrets::random_token;
 use super::{provider, public, session, Shared, SignIn};
-use crate::auth::{AuthorizationRequest, SignInKind};
 use crate::auth::pkce::challenge_s256;
+use crate::auth::{AuthorizationRequest, SignInKind};
 
 /// Starts a browser sign-in: stores the state, binds it to this browser with a cookie, and
 /// sends the browser to the provider. A `returnTo` that is not a local path is replaced by the
@@ -37,7 +37,11 @@ pub(crate) async fn login(
     }
 }
 
-async fn start(sign_in: &SignIn, draft: &AuditDraft, query: Option<&str>) -> Result<Response, Refused> {
+async fn start(
+    sign_in: &SignIn,
+    draft: &AuditDraft,
+    query: Option<&str>,
+) -> Result<Response, Refused> {
     let provider = provider(sign_in)?;
     let requested = params(query, &["returnTo"])?.remove("returnTo");
     let return_to = local_path(requested.as_deref());
@@ -166,8 +170,12 @@ async fn finish(
 /// Why a state could not be used.
 pub(crate) fn state_refusal(found: &LoginStateUse) -> Refused {
     let reason = match found {
-        LoginStateUse::AlreadyUsed => "this sign-in was already used (replayed state); sign in again",
-        LoginStateUse::Expired => "this sign-in expired (it must finish within 10 minutes); sign in again",
+        LoginStateUse::AlreadyUsed => {
+            "this sign-in was already used (replayed state); sign in again"
+        }
+        LoginStateUse::Expired => {
+            "this sign-in expired (it must finish within 10 minutes); sign in again"
+        }
         LoginStateUse::Unknown | LoginStateUse::Fresh(_) => "unknown sign-in state; sign in again",
     };
     Refused::page(StatusCode::BAD_REQUEST, reason)
@@ -178,7 +186,9 @@ pub(crate) fn state_refusal(found: &LoginStateUse) -> Refused {
 pub(crate) fn provider_error(error: &str) -> Refused {
     let code = if !error.is_empty()
         && error.len() <= 64
-        && error.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && error
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         error
     } else {

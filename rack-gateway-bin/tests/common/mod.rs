@@ -5,6 +5,7 @@ pub mod audit;
 pub mod deploy;
 pub mod http;
 pub mod oidc;
+pub mod oidc_tap;
 pub mod postgres;
 pub mod process;
 pub mod standin;

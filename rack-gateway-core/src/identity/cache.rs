@@ -34,7 +34,10 @@ use tokio::time::Instant;
 
 use super::chore::Chore;
 use super::session_clock::{with_session_expiry, SessionClock, SessionUse};
-use super::{Principal, ResolveError, ResolverConfig, SessionLimits, TokenHash};
+use super::{
+    EndedSession, Principal, ResolveError, ResolverConfig, SessionEnd, SessionKind, SessionLimits,
+    TokenHash,
+};
 
 /// How many shards the cache is split into (a power of two).
 const SHARDS: usize = 16;
@@ -202,14 +205,14 @@ impl IdentityCache {
                                 });
                             }
                             SessionUse::Ended(end) => {
-                                let id = clock.session_id();
-                                let reason = end.refusal();
+                                let ended = ended_session(&hit.principal, clock.session_id(), end);
+                                let reason = ended.end.refusal();
                                 shard.resolved.remove(hash);
                                 // Stored as a refusal until the ending is heard of.
                                 self.refuse_in(&mut shard, *hash, reason);
                                 return Some(Hit {
                                     known: Known::Refused(reason),
-                                    chore: Some(Chore::EndSession { id, end }),
+                                    chore: Some(Chore::EndSession(ended)),
                                 });
                             }
                         }
@@ -326,6 +329,25 @@ impl IdentityCache {
 
 /// Makes room for one more entry in a map holding at most `capacity`: drops stale entries, and
 /// everything if that is not enough.
+/// What is announced about a cached session found past its limits.
+fn ended_session(principal: &Principal, id: i64, end: SessionEnd) -> EndedSession {
+    let (user_id, public_id, kind) = match principal {
+        Principal::User(user) => match &user.session {
+            Some(session) => (user.id, session.public_id, session.kind),
+            None => (user.id, uuid::Uuid::nil(), SessionKind::Web),
+        },
+        // Only sessions have clocks; a principal of another kind cannot reach here.
+        _ => (0, uuid::Uuid::nil(), SessionKind::Web),
+    };
+    EndedSession {
+        id,
+        public_id,
+        user_id,
+        kind,
+        end,
+    }
+}
+
 fn make_room<V>(map: &mut HashMap<TokenHash, V>, capacity: usize, fresh: impl Fn(&V) -> bool) {
     if map.len() < capacity {
         return;
@@ -575,13 +597,12 @@ mod tests {
         let idle = at + TimeDelta::seconds(60);
         let hit = cache.get(&hash(1), idle).unwrap();
         assert!(matches!(hit.known, Known::Refused("session expired")));
-        assert_eq!(
-            hit.chore,
-            Some(Chore::EndSession {
-                id: 5,
-                end: crate::identity::SessionEnd::Idle
-            })
-        );
+        let Some(Chore::EndSession(ended)) = hit.chore else {
+            panic!("the session is ended: {:?}", hit.chore);
+        };
+        assert_eq!((ended.id, ended.end), (5, SessionEnd::Idle));
+        assert_eq!(ended.user_id, user.id, "announced with its user");
+        assert_eq!(ended.kind, SessionKind::Web);
         let again = cache.get(&hash(1), idle).unwrap();
         assert!(matches!(again.known, Known::Refused("session expired")));
         assert_eq!(again.chore, None);

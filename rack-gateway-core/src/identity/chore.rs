@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{IdentitySource, SessionEnd};
+use tokio::sync::broadcast;
+
+use super::{EndedSession, IdentitySource};
 
 /// A background store write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,27 +28,28 @@ pub(super) enum Chore {
         at: DateTime<Utc>,
     },
     /// End a session found past its limits.
-    EndSession {
-        /// The session's store identifier.
-        id: i64,
-        /// Which limit it passed.
-        end: SessionEnd,
-    },
+    EndSession(EndedSession),
 }
 
 impl Chore {
     /// Starts the write on the current tokio runtime; outside one (a synchronous caller with no
     /// runtime) it is skipped, as recording is best effort.
-    pub(super) fn spawn(self, source: &Arc<dyn IdentitySource>) {
+    /// A session this write ends is announced on `ended`.
+    pub(super) fn spawn(
+        self,
+        source: &Arc<dyn IdentitySource>,
+        ended: &broadcast::Sender<EndedSession>,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::debug!(chore = ?self, "no runtime: identity store write skipped");
             return;
         };
         let source = Arc::clone(source);
-        runtime.spawn(async move { self.run(source.as_ref()).await });
+        let ended = ended.clone();
+        runtime.spawn(async move { self.run(source.as_ref(), &ended).await });
     }
 
-    async fn run(self, source: &dyn IdentitySource) {
+    async fn run(self, source: &dyn IdentitySource, ended: &broadcast::Sender<EndedSession>) {
         match self {
             Chore::TouchToken { id, at } => {
                 if let Err(error) = source.touch_token(id, at).await {
@@ -58,12 +61,21 @@ impl Chore {
                     tracing::warn!(%error, session_id = id, "could not record session use");
                 }
             }
-            Chore::EndSession { id, end } => match source.end_session(id, end.reason()).await {
-                Ok(_) => tracing::debug!(session_id = id, %end, "session ended"),
-                Err(error) => {
-                    tracing::warn!(%error, session_id = id, %end, "could not end expired session");
+            Chore::EndSession(session) => {
+                let (id, end) = (session.id, &session.end);
+                match source.end_session(id, end.reason()).await {
+                    Ok(true) => {
+                        tracing::debug!(session_id = id, %end, "session ended");
+                        // Nobody listening is fine: announcing is for those who record it.
+                        let _ = ended.send(session);
+                    }
+                    // Another instance (or the sweeper) ended it first, and announces it.
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, session_id = id, %end, "could not end expired session");
+                    }
                 }
-            },
+            }
         }
     }
 }

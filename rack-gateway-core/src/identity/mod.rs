@@ -68,7 +68,9 @@ pub use login::{
 };
 pub use principal::{Principal, TokenPrincipal, UserPrincipal};
 pub use resolver::{IdentityResolver, ResolveError, ResolverConfig};
-pub use session::{NewSession, Session, SessionInfo, SessionKind, UnknownSessionKind};
+pub use session::{
+    EndedSession, NewSession, Session, SessionInfo, SessionKind, UnknownSessionKind,
+};
 pub use session_limits::{SessionEnd, SessionLimits};
 pub use session_token::SessionSecret;
 pub use source::IdentitySource;

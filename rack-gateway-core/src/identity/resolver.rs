@@ -33,15 +33,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{broadcast, Semaphore, SemaphorePermit};
 
 use super::cache::{Hit, IdentityCache, Known, Lifetime};
 use super::chore::Chore;
 use super::session_clock::{SessionClock, SessionUse};
 use super::source::SharedSource;
 use super::{
-    ApiTokenSecret, IdentitySource, Principal, SessionEnd, SessionInfo, SessionLimits,
-    SessionSecret, TokenHash, TokenPrincipal, UserPrincipal, UserStatus,
+    ApiTokenSecret, EndedSession, IdentitySource, Principal, SessionEnd, SessionInfo,
+    SessionLimits, SessionSecret, TokenHash, TokenPrincipal, UserPrincipal, UserStatus,
 };
 use crate::rbac::Permission;
 use crate::store::{IdentityEvent, StoreError};
@@ -96,6 +96,9 @@ struct Fetched {
     chore: Option<Chore>,
 }
 
+/// How many announced session endings a slow listener may fall behind by.
+const ENDED_BACKLOG: usize = 1024;
+
 /// Resolves credentials to principals; share one per process behind an `Arc`.
 pub struct IdentityResolver {
     source: Arc<dyn IdentitySource>,
@@ -105,6 +108,8 @@ pub struct IdentityResolver {
     lookups: Semaphore,
     /// Whether the identity feed is connected (for diagnostics).
     feed_connected: AtomicBool,
+    /// Sessions this process ended for passing their limits.
+    ended: broadcast::Sender<EndedSession>,
 }
 
 impl std::fmt::Debug for IdentityResolver {
@@ -133,6 +138,7 @@ impl IdentityResolver {
             cache: IdentityCache::new(&config),
             lookups: Semaphore::new(config.max_concurrent_lookups.max(1)),
             feed_connected: AtomicBool::new(true),
+            ended: broadcast::channel(ENDED_BACKLOG).0,
         });
         let weak = Arc::downgrade(&resolver);
         tokio::spawn(async move {
@@ -161,6 +167,12 @@ impl IdentityResolver {
             return;
         }
         self.cache.invalidate();
+    }
+
+    /// The sessions this process ends from now on for passing their idle or absolute limit
+    /// (found on use), for the audit trail; a session is announced by the instance that ended it.
+    pub fn ended_sessions(&self) -> broadcast::Receiver<EndedSession> {
+        self.ended.subscribe()
     }
 
     /// Whether the identity feed is connected now.
@@ -230,7 +242,7 @@ impl IdentityResolver {
     fn hit(&self, hash: &TokenHash, now: DateTime<Utc>) -> Option<Known> {
         let Hit { known, chore } = self.cache.get(hash, now)?;
         if let Some(chore) = chore {
-            chore.spawn(&self.source);
+            chore.spawn(&self.source, &self.ended);
         }
         Some(known)
     }
@@ -259,7 +271,7 @@ impl IdentityResolver {
         match fetch(hash, now).await {
             Ok(fetched) => {
                 if let Some(chore) = fetched.chore {
-                    chore.spawn(&self.source);
+                    chore.spawn(&self.source, &self.ended);
                 }
                 self.cache.remember_resolved(
                     hash,
@@ -369,11 +381,14 @@ impl IdentityResolver {
             }
             Err(end) => {
                 let refusal = end.refusal();
-                Chore::EndSession {
+                Chore::EndSession(EndedSession {
                     id: session.id,
+                    public_id: session.public_id,
+                    user_id: session.user_id,
+                    kind: session.kind,
                     end,
-                }
-                .spawn(&self.source);
+                })
+                .spawn(&self.source, &self.ended);
                 return Err(ResolveError::Refused(refusal));
             }
         }

@@ -137,6 +137,23 @@ pub struct SessionInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A session this process found past its limits and ended in the store (see
+/// [`IdentityResolver::ended_sessions`](super::IdentityResolver::ended_sessions)); each ending
+/// is announced by the one instance whose store write ended it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedSession {
+    /// Store identifier of the session.
+    pub id: i64,
+    /// Public identifier of the session.
+    pub public_id: Uuid,
+    /// Whose session it was.
+    pub user_id: i64,
+    /// Web or CLI.
+    pub kind: SessionKind,
+    /// Which limit it passed.
+    pub end: super::SessionEnd,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,10 @@ pub const SESSION_COOKIE: &str = "session_token";
 /// Reads the credential: the `Authorization` header when there is one (a header that cannot be
 /// read is refused, never replaced by the cookie); else, when `cookies` is true, exactly one
 /// `session_token` cookie. Where cookies are not accepted, one is refused with a reason.
-pub fn presented_credential(headers: &HeaderMap, cookies: bool) -> Result<Presented, CredentialError> {
+pub fn presented_credential(
+    headers: &HeaderMap,
+    cookies: bool,
+) -> Result<Presented, CredentialError> {
     if headers.contains_key(http::header::AUTHORIZATION) || !cookies {
         return parse_authorization(headers).map(Presented::Header);
     }

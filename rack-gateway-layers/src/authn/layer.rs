@@ -100,7 +100,8 @@ where
         // The clone may not be ready; take the ready one and leave the clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let presented = match presented_credential(request.headers(), self.layer.cookies.is_some()) {
+        let presented = match presented_credential(request.headers(), self.layer.cookies.is_some())
+        {
             Ok(presented) => presented,
             Err(error) => return ResponseFuture::refused(refuse(&request, &error.to_string())),
         };
@@ -150,7 +151,10 @@ pub(super) enum NotAdmitted {
 }
 
 impl NotAdmitted {
-    pub(super) fn response<B, ResBody>(&self, request: &Request<B>) -> Response<GatewayBody<ResBody>> {
+    pub(super) fn response<B, ResBody>(
+        &self,
+        request: &Request<B>,
+    ) -> Response<GatewayBody<ResBody>> {
         match self {
             NotAdmitted::Unauthorized(reason) => refuse(request, reason),
             NotAdmitted::Forbidden(reason) => {
@@ -184,10 +188,16 @@ pub(super) fn admit<B>(
         )),
         (Via::SessionCookie, Some(session)) if session.kind == SessionKind::Web => {
             let Some(csrf) = &layer.cookies else {
-                return Err(NotAdmitted::Unauthorized("session cookies are not accepted here"));
+                return Err(NotAdmitted::Unauthorized(
+                    "session cookies are not accepted here",
+                ));
             };
-            csrf.check(request.method(), request.headers(), &session.public_id.to_string())
-                .map_err(|refusal| NotAdmitted::Forbidden(refusal.to_string()))
+            csrf.check(
+                request.method(),
+                request.headers(),
+                &session.public_id.to_string(),
+            )
+            .map_err(|refusal| NotAdmitted::Forbidden(refusal.to_string()))
         }
         (Via::SessionCookie, _) => Err(NotAdmitted::Unauthorized(
             "the session cookie does not hold a browser session",

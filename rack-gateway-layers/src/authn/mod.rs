@@ -30,7 +30,8 @@ mod future;
 mod layer;
 
 pub use credential::{
-    parse_authorization, presented_credential, Credential, CredentialError, Presented, SESSION_COOKIE,
+    parse_authorization, presented_credential, Credential, CredentialError, Presented,
+    SESSION_COOKIE,
 };
 pub use csrf::{CsrfGuard, CsrfRefusal, CSRF_HEADER};
 pub use future::ResponseFuture;
