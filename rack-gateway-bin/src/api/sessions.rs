@@ -100,6 +100,7 @@ pub(super) async fn logout(
         .revoke_session(session.public_id, "logout")
         .await
         .map_err(|e| ApiError::unavailable("the session store", &e))?;
+    state.resolver.forget_cached();
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, state.cookies.clear_session())],
@@ -158,6 +159,7 @@ pub(super) async fn revoke_all_for_user(
         .revoke_user_sessions(user.id, &reason)
         .await
         .map_err(|e| ApiError::unavailable("the session store", &e))?;
+    state.resolver.forget_cached();
     for session in open.iter().filter(|s| s.revoked_at.is_none()) {
         caller.note.add_record(caller.event(
             "session.revoke",
@@ -199,6 +201,8 @@ async fn end(state: &ApiState, session: &Session, reason: &str) -> Result<(), Ap
         .revoke_session(session.public_id, reason)
         .await
         .map_err(|e| ApiError::unavailable("the session store", &e))?;
+    // The feed tells every instance; this one must not answer the next request from before.
+    state.resolver.forget_cached();
     Ok(())
 }
 

@@ -175,6 +175,13 @@ impl IdentityResolver {
         self.ended.subscribe()
     }
 
+    /// Forgets every cached answer now. The change feed does this for every change, a moment
+    /// later; a process that has just made a change (ended a session, say) calls it so that its
+    /// own next request cannot be answered from before the change.
+    pub fn forget_cached(&self) {
+        self.cache.invalidate();
+    }
+
     /// Whether the identity feed is connected now.
     pub fn feed_connected(&self) -> bool {
         self.feed_connected.load(Ordering::SeqCst) && !self.cache.is_disabled()
