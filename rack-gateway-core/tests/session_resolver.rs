@@ -18,7 +18,7 @@ use rack_gateway_core::identity::{
     TokenHash, User, UserPrincipal,
 };
 use rack_gateway_core::rbac::Role;
-use rack_gateway_core::store::{IdentityWatch, Store, StoreError};
+use rack_gateway_core::store::{IdentityEvent, IdentityWatch, Store, StoreError};
 use tokio::time::{sleep, Instant};
 
 #[macro_use]
@@ -35,6 +35,7 @@ conformance!(
     revocation_reaches_a_cached_session_within_a_second,
     user_changes_reach_a_cached_session_within_a_second,
     a_swept_session_is_refused_as_expired,
+    the_process_that_ends_a_session_forgets_it_at_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +45,9 @@ struct Watched {
     inner: Arc<dyn Store>,
     session_lookups: AtomicUsize,
     touches: Mutex<Vec<DateTime<Utc>>>,
+    /// `Some`: the change feed is silent (this keeps its sender), as it is for the moment before
+    /// a change's notification arrives.
+    silent_feed: Mutex<Option<Option<tokio::sync::mpsc::Sender<IdentityEvent>>>>,
 }
 
 impl Watched {
@@ -52,7 +56,18 @@ impl Watched {
             inner,
             session_lookups: AtomicUsize::new(0),
             touches: Mutex::default(),
+            silent_feed: Mutex::new(None),
         })
+    }
+
+    /// A source whose change feed never says anything.
+    fn with_silent_feed(inner: Arc<dyn Store>) -> Arc<Watched> {
+        let watched = Watched::new(inner);
+        *watched
+            .silent_feed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(None);
+        watched
     }
 
     fn lookups(&self) -> usize {
@@ -90,6 +105,20 @@ impl IdentitySource for Watched {
         self.inner.end_session(id, reason).await
     }
     async fn watch_identity(&self) -> Result<IdentityWatch, StoreError> {
+        let silent = {
+            let mut silent = self
+                .silent_feed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            silent.as_mut().map(|sender| {
+                let (keep, feed) = tokio::sync::mpsc::channel(1);
+                *sender = Some(keep);
+                feed
+            })
+        };
+        if let Some(feed) = silent {
+            return Ok(feed);
+        }
         self.inner.watch_identity().await
     }
 }
@@ -500,4 +529,29 @@ async fn a_swept_session_is_refused_as_expired(store: Arc<dyn Store>, _: Opener)
     );
     let took = until(&resolver, &secret, "session expired").await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+async fn the_process_that_ends_a_session_forgets_it_at_once(store: Arc<dyn Store>, _: Opener) {
+    // No notification arrives: only what the process does itself can make it forget.
+    let watched = Watched::with_silent_feed(Arc::clone(&store));
+    let resolver = started(&watched, config()).await;
+    let (_, secret, session) = signed_in(&store, SessionKind::Cli).await;
+    assert_eq!(
+        outcome(&resolver.resolve_session(secret.expose()).await),
+        "resolved"
+    );
+    assert!(store
+        .revoke_session(session.public_id, "logout")
+        .await
+        .unwrap());
+    assert!(
+        resolver.cached_session(secret.expose()).is_some(),
+        "still cached: the feed has said nothing"
+    );
+    resolver.forget_cached();
+    assert!(resolver.cached_session(secret.expose()).is_none());
+    assert_eq!(
+        outcome(&resolver.resolve_session(secret.expose()).await),
+        "session revoked"
+    );
 }

@@ -13,17 +13,14 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rack_gateway_core::identity::{
-    CliLoginPoll, LoginKind, LoginStateUse, NewLoginState, Principal, SessionKind, TokenHash,
-    LOGIN_STATE_LIFETIME,
+    CliLoginPoll, LoginKind, NewLoginState, Principal, SessionKind, LOGIN_STATE_LIFETIME,
 };
 use rack_gateway_layers::draft::AuditDraft;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::account::account_for;
-use super::query::params;
+use super::callback::Callback;
 use super::refusal::Refused;
-use super::web::{provider_error, state_refusal};
 use super::{provider, public, session, Shared, SignIn};
 use crate::auth::pkce::challenge_s256;
 use crate::auth::{AuthorizationRequest, SignInKind};
@@ -146,42 +143,12 @@ async fn identify(
     query: Option<&str>,
 ) -> Result<String, Refused> {
     let provider = provider(sign_in)?;
-    let mut found = params(query, &["code", "state", "error"])?;
-    let state = found
-        .remove("state")
-        .ok_or_else(|| Refused::page(StatusCode::BAD_REQUEST, "the callback has no state"))?;
-    let state_hash = TokenHash::of(&state);
-    match sign_in
-        .store
-        .consume_login_state(&state_hash, LoginKind::Cli, Utc::now())
-        .await
-        .map_err(|error| Refused::unavailable("the sign-in store", &error))?
-    {
-        LoginStateUse::Fresh(_) => {}
-        other => return Err(state_refusal(&other)),
-    }
-    let outcome = async {
-        if let Some(error) = found.remove("error") {
-            return Err(provider_error(&error));
-        }
-        let code = found
-            .remove("code")
-            .ok_or_else(|| Refused::page(StatusCode::BAD_REQUEST, "the callback has no code"))?;
-        let secrets = sign_in.key.for_state(&state);
-        let identity = provider
-            .client
-            .sign_in(
-                &code,
-                secrets.verifier(),
-                provider.config.redirect_uri(SignInKind::Cli),
-                secrets.nonce(),
-            )
-            .await
-            .map_err(|refusal| Refused::page(StatusCode::FORBIDDEN, refusal.to_string()))?;
-        draft.add_detail("email", json!(identity.email));
-        account_for(sign_in.store.as_ref(), &identity).await
-    }
-    .await;
+    let callback = Callback::parse(query)?;
+    let state_hash = callback.state_hash();
+    callback.consume(sign_in, LoginKind::Cli).await?;
+    let outcome = callback
+        .account(sign_in, provider, draft, LoginKind::Cli)
+        .await;
     let recorded = match &outcome {
         Ok(user) => Ok(user.id),
         Err(refused) => Err(refused.reason().to_owned()),

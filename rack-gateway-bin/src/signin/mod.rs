@@ -43,6 +43,7 @@
 //! ```
 
 mod account;
+mod callback;
 mod cli;
 pub mod cookies;
 mod dev;

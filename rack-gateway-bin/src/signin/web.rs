@@ -6,12 +6,12 @@ use axum::Extension;
 use chrono::Utc;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rack_gateway_core::identity::{
-    LoginKind, LoginStateUse, NewLoginState, SessionKind, TokenHash, LOGIN_STATE_LIFETIME,
+    LoginKind, NewLoginState, SessionKind, TokenHash, LOGIN_STATE_LIFETIME,
 };
 use rack_gateway_layers::draft::AuditDraft;
 use serde_json::json;
 
-use super::account::account_for;
+use super::callback::Callback;
 use super::cookies::{cookie, LOGIN_COOKIE};
 use super::query::params;
 use super::refusal::Refused;
@@ -123,79 +123,19 @@ async fn finish(
     query: Option<&str>,
 ) -> Result<(String, String), Refused> {
     let provider = provider(sign_in)?;
-    let mut found = params(query, &["code", "state", "error"])?;
-    let state = found
-        .remove("state")
-        .ok_or_else(|| Refused::page(StatusCode::BAD_REQUEST, "the callback has no state"))?;
-    let login = match sign_in
-        .store
-        .consume_login_state(&TokenHash::of(&state), LoginKind::Web, Utc::now())
-        .await
-        .map_err(|error| Refused::unavailable("the sign-in store", &error))?
-    {
-        LoginStateUse::Fresh(login) => login,
-        other => return Err(state_refusal(&other)),
-    };
+    let callback = Callback::parse(query)?;
+    let login = callback.consume(sign_in, LoginKind::Web).await?;
     if !cookie(headers, LOGIN_COOKIE).is_some_and(|value| login.started_by(value)) {
         return Err(Refused::page(
             StatusCode::FORBIDDEN,
             "this sign-in was started in another browser (or its cookie was lost); sign in again",
         ));
     }
-    if let Some(error) = found.remove("error") {
-        return Err(provider_error(&error));
-    }
-    let code = found
-        .remove("code")
-        .ok_or_else(|| Refused::page(StatusCode::BAD_REQUEST, "the callback has no code"))?;
-    let secrets = sign_in.key.for_state(&state);
-    let identity = provider
-        .client
-        .sign_in(
-            &code,
-            secrets.verifier(),
-            provider.config.redirect_uri(SignInKind::Web),
-            secrets.nonce(),
-        )
-        .await
-        .map_err(|refusal| Refused::page(StatusCode::FORBIDDEN, refusal.to_string()))?;
-    draft.add_detail("email", json!(identity.email));
-    let user = account_for(sign_in.store.as_ref(), &identity).await?;
+    let user = callback
+        .account(sign_in, provider, draft, LoginKind::Web)
+        .await?;
     let opened = session::open(sign_in, draft, headers, user.id, SessionKind::Web, None).await?;
     let return_to = local_path(login.return_to.as_deref()).to_owned();
     draft.set_reason("signed in");
     Ok((opened.secret.expose().to_owned(), return_to))
-}
-
-/// Why a state could not be used.
-pub(crate) fn state_refusal(found: &LoginStateUse) -> Refused {
-    let reason = match found {
-        LoginStateUse::AlreadyUsed => {
-            "this sign-in was already used (replayed state); sign in again"
-        }
-        LoginStateUse::Expired => {
-            "this sign-in expired (it must finish within 10 minutes); sign in again"
-        }
-        LoginStateUse::Unknown | LoginStateUse::Fresh(_) => "unknown sign-in state; sign in again",
-    };
-    Refused::page(StatusCode::BAD_REQUEST, reason)
-}
-
-/// The provider sent the browser back with an error instead of a code (the person declined,
-/// say). Only the error code is repeated, and only when it looks like one.
-pub(crate) fn provider_error(error: &str) -> Refused {
-    let code = if !error.is_empty()
-        && error.len() <= 64
-        && error
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        error
-    } else {
-        "unrecognised error"
-    };
-    Refused::page(
-        StatusCode::FORBIDDEN,
-        format!("the identity provider did not sign you in: {code}"),
-    )
 }
